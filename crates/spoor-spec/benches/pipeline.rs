@@ -1,0 +1,2 @@
+//! Benchmark skeleton.
+fn main() {}

@@ -1,0 +1,1 @@
+//! spoor-warehouse (skeleton).
