@@ -1,9 +1,30 @@
-//! spoor's durable embedded store (skeleton; the collector work fills it in).
+//! spoor's durable embedded store: the message log, discards, dedupe, sources and tokens.
 //!
-//! The data directory holds `meta.db` (workspace, sources, write keys, tokens), `events.db`
-//! (the message log `messages`, `discards`, the dedupe index) and `warehouse.db` (derived
-//! tables, owned by `spoor-warehouse`).
+//! The data directory (created 0700, files 0600) holds:
+//! - `meta.db` ([`meta`]): the workspace, sources and their write keys, Public API tokens
+//!   (hashed);
+//! - `events.db` ([`events`]): the message log `messages`, `discards` and the dedupe index;
+//! - `warehouse.db`: derived tables, owned by `spoor-warehouse`.
+//!
+//! The write path is the [`MessageLog`] trait ([`SqliteLog`] with group commit, [`NullLog`]
+//! for benchmarks); the read path of the log is the [`LogSource`] trait ([`EventReader`]).
+//! This crate knows nothing of HTTP.
 
+pub mod error;
+pub mod events;
+pub mod files;
 pub mod log;
+pub mod meta;
+pub mod query;
+pub mod secret;
+pub mod writer;
 
+pub use error::StoreError;
+pub use events::EventReader;
 pub use log::{LogEntry, LogSource};
+pub use meta::{FirstRun, KeySnapshot, MetaStore, Role, Source, SourceUpdate, Token, Workspace};
+pub use query::{Cell, QueryResult, run_query};
+pub use writer::{
+    AppendOutcome, AppendRequest, BoxFuture, LogStats, MessageLog, NewDiscard, NewMessage, NullLog,
+    SqliteLog, SqliteLogConfig,
+};

@@ -1,0 +1,550 @@
+//! The ingest domain function: from a decoded request body to durable messages.
+//!
+//! [`ingest`] authenticates the request (HTTP Basic write key, or `writeKey` in the body;
+//! both must agree when both are present), parses it, checks the limits, merges batch-level
+//! fields into items, validates and normalizes each message with the Spec crate, fills
+//! `context.ip`, and appends everything to the [`spoor_store::MessageLog`] in one request:
+//! the accepted messages and the rejected ones (`discards`), so nothing is dropped silently.
+//! It returns only after the log has committed.
+//!
+//! Rules, as decided where Segment is silent (see `docs/COLLECTOR.md`):
+//! - one bad message on a single-message endpoint rejects the request (400) with every error;
+//! - in a batch, valid items are accepted and invalid ones listed (200);
+//! - `writeKey` is removed from stored bodies (it is a secret); the source is the
+//!   `source_id` column, not a `projectId` in the body;
+//! - a request whose write key cannot be established is answered but nothing of it is
+//!   stored (no unauthenticated writes to disk).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use spoor_spec::validate::{batch_size_problem, message_size_problem};
+use spoor_spec::{
+    Batch, Map, Message, MessageType, NormalizeCtx, ParseError, Problem, Timestamp, Value,
+};
+use spoor_store::{AppendOutcome, AppendRequest, KeySnapshot, NewDiscard, NewMessage, StoreError};
+
+use crate::AppState;
+
+/// Which kind of endpoint received the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v1/track`, `/v1/t`, ...: one message whose type the path implies.
+    Single(MessageType),
+    /// `/v1/batch`, `/v1/import`, `/v1/b`.
+    Batch,
+}
+
+/// One request, decoded from HTTP.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestRequest<'a> {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// The decompressed body.
+    pub body: &'a [u8],
+    /// The write key from HTTP Basic auth, if sent.
+    pub basic_key: Option<&'a str>,
+    /// The client's address, for `context.ip`.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// One problem, as answered and as stored in `discards.reasons`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reason {
+    /// Dotted JSON path (`batch[3].userId`), empty for the whole body.
+    pub path: String,
+    /// Stable code.
+    pub code: String,
+    /// A sentence naming the field and the rule.
+    pub message: String,
+}
+
+impl Reason {
+    fn from_problem(problem: &Problem, prefix: &str) -> Reason {
+        Reason {
+            path: join_path(prefix, &problem.path),
+            code: problem.code.as_str().to_owned(),
+            message: problem.message.clone(),
+        }
+    }
+
+    fn from_parse(err: &ParseError, path: &str) -> Reason {
+        Reason {
+            path: path.to_owned(),
+            code: err.code().to_owned(),
+            message: err.to_string(),
+        }
+    }
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    match (prefix.is_empty(), path.is_empty()) {
+        (true, _) => path.to_owned(),
+        (false, true) => prefix.to_owned(),
+        (false, false) => format!("{prefix}.{path}"),
+    }
+}
+
+/// A batch item that was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectedItem {
+    /// Its index in `batch`.
+    pub index: usize,
+    /// Every error found.
+    pub errors: Vec<Reason>,
+}
+
+/// The result of an accepted request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Messages acknowledged (stored or duplicate).
+    pub accepted: usize,
+    /// Of those, duplicates within the dedupe window (stored once, earlier).
+    pub duplicates: usize,
+    /// Batch items not accepted.
+    pub rejected: Vec<RejectedItem>,
+}
+
+/// Why a request's write key is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No key in the Authorization header nor in the body.
+    #[error("no write key: send it as the HTTP Basic user name or as writeKey in the body")]
+    Missing,
+    /// The Authorization header is not valid Basic auth.
+    #[error("the Authorization header is not valid HTTP Basic auth (base64 of \"WRITE_KEY:\")")]
+    MalformedHeader,
+    /// The key is not known.
+    #[error("unknown write key")]
+    Unknown,
+    /// The key's source is disabled.
+    #[error("the source of this write key is disabled")]
+    Disabled,
+    /// Basic auth and the body name different keys.
+    #[error("the write key in the Authorization header and writeKey in the body differ")]
+    Mismatch,
+    /// `writeKey` in the body is not a string.
+    #[error("writeKey: must be a string")]
+    NotAString,
+}
+
+impl AuthError {
+    /// A stable machine-readable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing_write_key",
+            AuthError::MalformedHeader => "invalid_authorization",
+            AuthError::Unknown => "invalid_write_key",
+            AuthError::Disabled => "source_disabled",
+            AuthError::Mismatch => "write_key_mismatch",
+            AuthError::NotAString => "invalid_write_key",
+        }
+    }
+}
+
+/// Why a request was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The write key is missing, unknown or disabled (401).
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The request is bad and will never succeed (400). Kept in `discards` when the source
+    /// is known.
+    #[error("{message}")]
+    Rejected {
+        /// Stable code.
+        code: String,
+        /// A sentence for people.
+        message: String,
+        /// Every problem, when the request was one message.
+        errors: Vec<Reason>,
+    },
+    /// The store could not commit (503; retrying later may work).
+    #[error("the store is unavailable: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Ingests one request: authenticate, parse, validate, normalize, append durably.
+pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Accepted, IngestError> {
+    let keys = state.keys.snapshot();
+    let received_at = (state.clock)();
+    let basic_source = match request.basic_key {
+        Some(key) => Some(resolve(&keys, key)?),
+        None => None,
+    };
+    let value: Value = match serde_json::from_slice(request.body) {
+        Ok(value) => value,
+        Err(err) => {
+            let err = ParseError::from_json(&err);
+            let reason = Reason::from_parse(&err, "");
+            return reject_request(state, basic_source, received_at, reason, request.body).await;
+        }
+    };
+    let body_key = match value.get("writeKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => Some(key.as_str()),
+        Some(_) => return Err(AuthError::NotAString.into()),
+    };
+    let source = match (basic_source, body_key) {
+        (None, None) => return Err(AuthError::Missing.into()),
+        (Some(source), None) => source,
+        (None, Some(key)) => resolve(&keys, key)?,
+        (Some(source), Some(key)) => {
+            let other = resolve(&keys, key).map_err(|_| AuthError::Mismatch)?;
+            if other != source || request.basic_key.is_some_and(|basic| basic != key) {
+                return Err(AuthError::Mismatch.into());
+            }
+            source
+        }
+    };
+    let mut prepared = Prepared::new(Arc::clone(&source), received_at, request.client_ip);
+    let single = match request.endpoint {
+        Endpoint::Single(kind) => {
+            if let Err(reason) = prepared.single(value, kind, request.body.len()) {
+                let code = reason.0;
+                let errors = reason.1;
+                return reject_single(state, prepared, code, errors).await;
+            }
+            true
+        }
+        Endpoint::Batch => {
+            let mut batch = match Batch::from_value(value) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    let reason = Reason::from_parse(&err, "");
+                    return reject_request(state, Some(source), received_at, reason, request.body)
+                        .await;
+                }
+            };
+            if let Some(problem) = batch_size_problem(request.body.len(), batch.items.len()) {
+                let reason = Reason::from_problem(&problem, "");
+                return reject_request(state, Some(source), received_at, reason, request.body)
+                    .await;
+            }
+            prepared.batch(&mut batch);
+            false
+        }
+    };
+    let accepted_count = prepared.request.messages.len();
+    let rejected = std::mem::take(&mut prepared.rejected);
+    let outcome = append(state, prepared.request).await?;
+    state
+        .metrics
+        .record_accepted(accepted_count, outcome.duplicates);
+    for item in &rejected {
+        state.metrics.record_rejected(
+            item.errors.first().map_or("invalid", |r| r.code.as_str()),
+            1,
+        );
+    }
+    debug_assert!(!single || rejected.is_empty());
+    Ok(Accepted {
+        accepted: accepted_count,
+        duplicates: outcome.duplicates,
+        rejected,
+    })
+}
+
+async fn append(state: &AppState, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+    let started = std::time::Instant::now();
+    let outcome = state.log.append(request).await;
+    state.metrics.record_commit(started.elapsed());
+    outcome
+}
+
+fn resolve(keys: &KeySnapshot, key: &str) -> Result<Arc<str>, AuthError> {
+    if key.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    let entry = keys.write_key(key).ok_or(AuthError::Unknown)?;
+    if !entry.enabled {
+        return Err(AuthError::Disabled);
+    }
+    Ok(Arc::clone(&entry.source_id))
+}
+
+/// A request-level rejection: stored in `discards` when the source is known, then 400.
+async fn reject_request(
+    state: &AppState,
+    source: Option<Arc<str>>,
+    received_at: Timestamp,
+    reason: Reason,
+    body: &[u8],
+) -> Result<Accepted, IngestError> {
+    state.metrics.record_rejected(&reason.code, 1);
+    if let Some(source) = source {
+        let discard = NewDiscard {
+            source_id: Some(source),
+            code: reason.code.clone(),
+            reasons: serde_json::to_string(&[&reason]).unwrap_or_default(),
+            body: String::from_utf8_lossy(body).into_owned(),
+        };
+        let request = AppendRequest {
+            received_at,
+            messages: Vec::new(),
+            discards: vec![discard],
+        };
+        if let Err(err) = append(state, request).await {
+            tracing::error!(error = %err, "cannot store a rejected request in discards");
+        }
+    }
+    Err(IngestError::Rejected {
+        code: reason.code,
+        message: reason.message,
+        errors: Vec::new(),
+    })
+}
+
+/// A single message that failed: its discard is already prepared; store it, then 400.
+async fn reject_single(
+    state: &AppState,
+    prepared: Prepared,
+    code: String,
+    errors: Vec<Reason>,
+) -> Result<Accepted, IngestError> {
+    let reason = errors.first().map_or(code.as_str(), |r| r.code.as_str());
+    state.metrics.record_rejected(reason, 1);
+    if let Err(err) = append(state, prepared.request).await {
+        tracing::error!(error = %err, "cannot store a rejected message in discards");
+    }
+    let message = match errors.as_slice() {
+        [one] => format!("{}: {}", one.path, one.message),
+        many => format!(
+            "the message has {} errors: {}",
+            many.len(),
+            many.iter()
+                .map(|r| format!("{}: {}", r.path, r.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    Err(IngestError::Rejected {
+        code,
+        message,
+        errors,
+    })
+}
+
+/// Messages and discards of one request, being built.
+struct Prepared {
+    source: Arc<str>,
+    client_ip: Option<IpAddr>,
+    request: AppendRequest,
+    rejected: Vec<RejectedItem>,
+}
+
+impl Prepared {
+    fn new(source: Arc<str>, received_at: Timestamp, client_ip: Option<IpAddr>) -> Prepared {
+        Prepared {
+            source,
+            client_ip,
+            request: AppendRequest {
+                received_at,
+                messages: Vec::new(),
+                discards: Vec::new(),
+            },
+            rejected: Vec::new(),
+        }
+    }
+
+    /// One message on a single-message endpoint. On failure, the discard is prepared and
+    /// the code and reasons are returned.
+    fn single(
+        &mut self,
+        value: Value,
+        kind: MessageType,
+        size: usize,
+    ) -> Result<(), (String, Vec<Reason>)> {
+        let message = match to_message(value, Some(kind)) {
+            Ok(message) => message,
+            Err((err, value)) => {
+                let reason = Reason::from_parse(
+                    &err,
+                    if err.code() == "not_an_object" {
+                        ""
+                    } else {
+                        "type"
+                    },
+                );
+                let code = reason.code.clone();
+                self.discard(vec![reason.clone()], &value);
+                return Err((code, vec![reason]));
+            }
+        };
+        if let Some(problem) = message_size_problem(size) {
+            let reason = Reason::from_problem(&problem, "");
+            let code = reason.code.clone();
+            self.discard(vec![reason.clone()], &message.into_value());
+            return Err((code, vec![reason]));
+        }
+        let report = spoor_spec::validate(&message);
+        if !report.is_ok() {
+            let reasons: Vec<Reason> = report
+                .errors()
+                .map(|p| Reason::from_problem(p, ""))
+                .collect();
+            self.discard(reasons.clone(), &message.into_value());
+            return Err(("validation_failed".to_owned(), reasons));
+        }
+        self.accept(message);
+        Ok(())
+    }
+
+    /// Every item of a batch: accepted or listed as rejected (with a discard).
+    fn batch(&mut self, batch: &mut Batch) {
+        let items = std::mem::take(&mut batch.items);
+        self.request.messages.reserve(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let prefix = format!("batch[{index}]");
+            let size = json_size(&item);
+            let mut map = match item {
+                Value::Object(map) => map,
+                other => {
+                    let err = ParseError::NotAnObject {
+                        found: spoor_spec::message::json_kind(&other),
+                    };
+                    self.reject_item(index, vec![Reason::from_parse(&err, &prefix)], &other);
+                    continue;
+                }
+            };
+            if let Some(problem) = message_size_problem(size) {
+                let value = Value::Object(map);
+                self.reject_item(index, vec![Reason::from_problem(&problem, &prefix)], &value);
+                continue;
+            }
+            batch.merge_into(&mut map);
+            let message = match to_message(Value::Object(map), None) {
+                Ok(message) => message,
+                Err((err, value)) => {
+                    let reason = Reason::from_parse(&err, &format!("{prefix}.type"));
+                    self.reject_item(index, vec![reason], &value);
+                    continue;
+                }
+            };
+            let report = spoor_spec::validate(&message);
+            if !report.is_ok() {
+                let reasons = report
+                    .errors()
+                    .map(|p| Reason::from_problem(p, &prefix))
+                    .collect();
+                self.reject_item(index, reasons, &message.into_value());
+                continue;
+            }
+            self.accept(message);
+        }
+    }
+
+    fn reject_item(&mut self, index: usize, errors: Vec<Reason>, value: &Value) {
+        self.discard(errors.clone(), value);
+        self.rejected.push(RejectedItem { index, errors });
+    }
+
+    fn discard(&mut self, reasons: Vec<Reason>, value: &Value) {
+        let mut value = value.clone();
+        if let Value::Object(map) = &mut value {
+            map.shift_remove("writeKey");
+        }
+        self.request.discards.push(NewDiscard {
+            source_id: Some(Arc::clone(&self.source)),
+            code: reasons
+                .first()
+                .map_or_else(|| "invalid".to_owned(), |r| r.code.clone()),
+            reasons: serde_json::to_string(&reasons).unwrap_or_default(),
+            body: serde_json::to_string(&value).unwrap_or_default(),
+        });
+    }
+
+    fn accept(&mut self, mut message: Message) {
+        let body = message.body_mut();
+        body.shift_remove("writeKey");
+        if let Some(ip) = self.client_ip {
+            fill_ip(body, ip);
+        }
+        let mut new_id = fresh_message_id;
+        let mut ctx = NormalizeCtx {
+            received_at: self.request.received_at,
+            new_message_id: &mut new_id,
+        };
+        spoor_spec::normalize(&mut message, &mut ctx);
+        let body = message.body();
+        let stored = NewMessage {
+            source_id: Arc::clone(&self.source),
+            message_id: message.message_id().unwrap_or_default().to_owned(),
+            kind: message.kind().as_str(),
+            user_id: id_text(body.get("userId")),
+            anonymous_id: id_text(body.get("anonymousId")),
+            event: message.event().map(str::to_owned),
+            timestamp: message.timestamp().map(str::to_owned),
+            body: serde_json::to_string(body).unwrap_or_default(),
+        };
+        self.request.messages.push(stored);
+    }
+}
+
+/// Builds a message, giving the value back when it is not one (for the discard).
+fn to_message(value: Value, implied: Option<MessageType>) -> Result<Message, (ParseError, Value)> {
+    let will_parse = match &value {
+        Value::Object(map) => match map.get("type") {
+            None | Some(Value::Null) => implied.is_some(),
+            Some(Value::String(name)) => MessageType::from_wire(name)
+                .is_some_and(|kind| implied.is_none_or(|expected| expected == kind)),
+            Some(_) => false,
+        },
+        _ => false,
+    };
+    if will_parse {
+        Message::from_value(value, implied).map_err(|err| (err, Value::Null))
+    } else {
+        match Message::from_value(value.clone(), implied) {
+            Ok(message) => Ok(message),
+            Err(err) => Err((err, value)),
+        }
+    }
+}
+
+fn fill_ip(body: &mut Map<String, Value>, ip: IpAddr) {
+    match body.get_mut("context") {
+        Some(Value::Object(context)) => {
+            if context.get("ip").is_none_or(Value::is_null) {
+                context.insert("ip".to_owned(), Value::String(ip.to_string()));
+            }
+        }
+        None | Some(Value::Null) => {
+            let mut context = Map::new();
+            context.insert("ip".to_owned(), Value::String(ip.to_string()));
+            body.insert("context".to_owned(), Value::Object(context));
+        }
+        Some(_) => {}
+    }
+}
+
+fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+fn fresh_message_id() -> String {
+    spoor_store::secret::new_uuid()
+        .unwrap_or_else(|_| format!("spoor-{}", spoor_store::files::now().unix_nanos()))
+}
+
+/// The size in bytes of a value's compact JSON, without building the text.
+fn json_size(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}

@@ -1,0 +1,68 @@
+//! The data directory on disk: created 0700, database files created 0600 before SQLite opens
+//! them (SQLite then gives its `-wal` and `-shm` files the same mode), and the current time.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use spoor_spec::Timestamp;
+
+use crate::error::StoreError;
+
+/// The meta database's file name.
+pub const META_DB: &str = "meta.db";
+/// The event log's file name.
+pub const EVENTS_DB: &str = "events.db";
+/// The warehouse's file name (owned by spoor-warehouse).
+pub const WAREHOUSE_DB: &str = "warehouse.db";
+
+/// Creates the data directory (mode 0700) when missing.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::Io {
+            action: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Makes sure `path` exists with mode 0600 (creating it empty when missing, tightening its
+/// mode when it exists), so SQLite and its side files never hold secrets in a readable file.
+pub fn ensure_private_file(path: &Path) -> Result<PathBuf, StoreError> {
+    let io = |action, source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.exists() {
+        let meta = std::fs::metadata(path).map_err(|e| io("inspect", e))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io("restrict permissions of", e))?;
+        }
+    } else {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| io("create", e))?;
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The current time from the system clock.
+pub fn now() -> Timestamp {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    Timestamp::from_unix_nanos(nanos)
+}
