@@ -30,17 +30,15 @@ pub enum Region {
 }
 
 /// Arguments of `spoor connect`.
-///
-/// Examples:
-///
-///   spoor connect prod --token "$SEGMENT_TOKEN" --write-key "$WRITE_KEY"
-///
-///   spoor connect eu --region eu --token "$TOKEN" --write-key "$KEY"
-///
-///   spoor connect local --endpoint http://127.0.0.1:8088 --api-base http://127.0.0.1:8088/api \
-///       --token "$SPOOR_OWNER_TOKEN" --write-key "$SPOOR_WRITE_KEY"
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = r#"Examples:
+
+  spoor connect prod --token "$SEGMENT_TOKEN" --write-key "$WRITE_KEY"
+
+  spoor connect eu --region eu --token "$TOKEN" --write-key "$KEY"
+
+  spoor connect local --endpoint http://127.0.0.1:8088 --api-base http://127.0.0.1:8088/api \
+      --token "$SPOOR_OWNER_TOKEN" --write-key "$SPOOR_WRITE_KEY""#)]
 pub struct ConnectArgs {
     /// The connection's name (default: "default").
     #[arg(value_name = "NAME", default_value = "default")]

@@ -55,19 +55,19 @@ pub struct CommonFlags {
 }
 
 /// Arguments of `spoor identify`.
-///
-/// Ties a user to their traits. Call it when the account is created and when traits change.
-///
-/// Examples:
-///
-///   spoor identify --user-id u42 --email ada@example.com --first-name Ada --last-name Lovelace
-///
-///   spoor identify --anonymous-id 6f1c... --trait plan=pro --trait seats:=12 --trait beta:=true
-///
-/// Reserved traits have their own flags; `--trait email=...` is refused (use --email).
-/// With first and last name and no --name, name is filled in as "First Last".
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = r#"Ties a user to their traits. Call it when the account is created and when traits change.
+
+Examples:
+
+  spoor identify --user-id u42 --email ada@example.com --first-name Ada --last-name Lovelace
+
+  spoor identify --anonymous-id 6f1c... --trait plan=pro --trait seats:=12 --trait beta:=true
+
+Reserved traits have their own flags; `--trait email=...` is refused (use --email).
+With first and last name and no --name, name is filled in as "First Last"."#
+)]
 pub struct IdentifyArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -159,19 +159,17 @@ pub struct IdentifyTraitFlags {
 }
 
 /// Arguments of `spoor track`.
-///
-/// Records an action a user performed, with properties.
-///
-/// Examples:
-///
-///   spoor track --user-id u42 --event "Order Completed" --revenue 19.99 --currency EUR
-///
-///   spoor track --anonymous-id s-81 --event "Newsletter Signup" --value 5 --property source=footer
-///
-/// Revenue is kept exact (19.99 is sent as 19.99). Currency is an ISO 4217 code; left out,
-/// USD is assumed and nothing is sent.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = r#"Records an action a user performed, with properties.
+
+Examples:
+
+  spoor track --user-id u42 --event "Order Completed" --revenue 19.99 --currency EUR
+
+  spoor track --anonymous-id s-81 --event "Newsletter Signup" --value 5 --property source=footer
+
+Revenue is kept exact (19.99 is sent as 19.99). Currency is an ISO 4217 code; left out,
+USD is assumed and nothing is sent."#)]
 pub struct TrackArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -193,14 +191,12 @@ pub struct TrackArgs {
 }
 
 /// Arguments of `spoor page`.
-///
-/// Records a web page view.
-///
-/// Example:
-///
-///   spoor page --user-id u42 --name Pricing --url https://example.com/pricing --title "Pricing"
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = r#"Records a web page view.
+
+Example:
+
+  spoor page --user-id u42 --name Pricing --url https://example.com/pricing --title "Pricing""#)]
 pub struct PageArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -231,14 +227,12 @@ pub struct PageArgs {
 }
 
 /// Arguments of `spoor screen`.
-///
-/// Records a mobile screen view.
-///
-/// Example:
-///
-///   spoor screen --user-id u42 --name "Home" --property variant=b
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = r#"Records a mobile screen view.
+
+Example:
+
+  spoor screen --user-id u42 --name "Home" --property variant=b"#)]
 pub struct ScreenArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -254,14 +248,14 @@ pub struct ScreenArgs {
 }
 
 /// Arguments of `spoor group`.
-///
-/// Associates a user with a group (an account, a company), with group traits.
-///
-/// Example:
-///
-///   spoor group --user-id u42 --group-id acme --name "Acme Inc" --industry Tools --employees 120
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = r#"Associates a user with a group (an account, a company), with group traits.
+
+Example:
+
+  spoor group --user-id u42 --group-id acme --name "Acme Inc" --industry Tools --employees 120"#
+)]
 pub struct GroupArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -304,15 +298,15 @@ pub struct GroupArgs {
 }
 
 /// Arguments of `spoor alias`.
-///
-/// Says that one identity (the previous id, often an anonymous id) is the same person as
-/// another (the user id).
-///
-/// Example:
-///
-///   spoor alias --previous-id anon-81 --user-id u42
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = r#"Says that one identity (the previous id, often an anonymous id) is the same person as
+another (the user id).
+
+Example:
+
+  spoor alias --previous-id anon-81 --user-id u42"#
+)]
 pub struct AliasArgs {
     #[command(flatten)]
     pub common: CommonFlags,
@@ -497,7 +491,14 @@ fn apply_common(mut message: Message, common: &CommonFlags) -> anyhow::Result<Me
     }
     // Put the ids right after the type, where people look for them.
     let mut ordered = Map::new();
-    for key in ["type", "userId", "anonymousId", "previousId", "groupId", "event"] {
+    for key in [
+        "type",
+        "userId",
+        "anonymousId",
+        "previousId",
+        "groupId",
+        "event",
+    ] {
         if let Some(value) = body.remove(key) {
             ordered.insert(key.to_owned(), value);
         }

@@ -16,22 +16,22 @@ use crate::exit::{self, Exit};
 use crate::output::print_json;
 
 /// Arguments of `spoor api`.
-///
-/// PATH is relative to the connection's endpoint (https://api.segment.io by default). The
-/// Authorization header (Basic, the write key as user name) is added for you unless you give
-/// one. The result is printed as {"status": ..., "headers": {...}, "body": ...}; the exit
-/// code is 3 when the status is 400 or more.
-///
-/// Examples:
-///
-///   Associate a user with a group (the Segment app's example):
-///   spoor api POST /v1/group --header "Content-Type: application/json" \
-///       --body '{"userId": "u42", "groupId": "acme"}'
-///
-///   spoor api POST /v1/track --body @event.json
-///   echo '{"userId":"u1","event":"Ping"}' | spoor api POST /v1/track --body -
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = r#"PATH is relative to the connection's endpoint (https://api.segment.io by default). The
+Authorization header (Basic, the write key as user name) is added for you unless you give
+one. The result is printed as {"status": ..., "headers": {...}, "body": ...}; the exit
+code is 3 when the status is 400 or more.
+
+Examples:
+
+  Associate a user with a group (the Segment app's example):
+  spoor api POST /v1/group --header "Content-Type: application/json" \
+      --body '{"userId": "u42", "groupId": "acme"}'
+
+  spoor api POST /v1/track --body @event.json
+  echo '{"userId":"u1","event":"Ping"}' | spoor api POST /v1/track --body -"#
+)]
 pub struct ApiArgs {
     /// GET, POST, PUT, PATCH or DELETE.
     #[arg(value_name = "METHOD")]

@@ -22,23 +22,23 @@ use crate::output::print_json;
 const KEPT_ERRORS: usize = 1_000;
 
 /// Arguments of `spoor batch`.
-///
-/// Each line of FILE (or standard input with -) is one message with a "type" (identify,
-/// track, page, screen, group, alias), as in the body of POST /v1/batch. Messages are
-/// validated, given a messageId when they have none, batched (100 per request, under 500 KB)
-/// and retried until delivered. The summary gives what was delivered, rejected (with the
-/// reasons and line numbers) and retried. Exit 3 when anything was not delivered; exit 2
-/// when only invalid lines were left out.
-///
-/// Examples:
-///
-///   spoor batch events.ndjson
-///
-///   zcat export.ndjson.gz | spoor batch - --connection prod --json
-///
-///   {"type":"track","userId":"u1","event":"Order Completed","properties":{"revenue":19.99}}
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(
+    after_help = r#"Each line of FILE (or standard input with -) is one message with a "type" (identify,
+track, page, screen, group, alias), as in the body of POST /v1/batch. Messages are
+validated, given a messageId when they have none, batched (100 per request, under 500 KB)
+and retried until delivered. The summary gives what was delivered, rejected (with the
+reasons and line numbers) and retried. Exit 3 when anything was not delivered; exit 2
+when only invalid lines were left out.
+
+Examples:
+
+  spoor batch events.ndjson
+
+  zcat export.ndjson.gz | spoor batch - --connection prod --json
+
+  {"type":"track","userId":"u1","event":"Order Completed","properties":{"revenue":19.99}}"#
+)]
 pub struct BatchArgs {
     /// The NDJSON file, or - for standard input.
     #[arg(value_name = "FILE")]

@@ -1,1 +1,4 @@
 //! Integration tests of the spoor binary.
+
+mod connector;
+mod connector_util;
