@@ -99,7 +99,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(tracking::routes())
-        .nest("/api", api::routes())
+        .merge(api::routes())
         .route("/health", get(metrics::health))
         .route("/metrics", get(metrics::render))
         .fallback(tracking::not_found)
