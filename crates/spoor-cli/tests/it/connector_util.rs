@@ -43,7 +43,6 @@ pub fn spoor_bin() -> &'static str {
 }
 
 /// A running `spoor serve` with a fresh data directory.
-#[allow(dead_code)] // Used by connector_e2e, registered once the collector is on main.
 pub struct Collector {
     child: Child,
     /// `http://127.0.0.1:PORT`.
@@ -56,7 +55,6 @@ pub struct Collector {
     pub data: TempDir,
 }
 
-#[allow(dead_code)]
 impl Collector {
     /// Starts a collector on a free port and reads its write key, token and address.
     pub fn start() -> Collector {
@@ -155,7 +153,6 @@ pub struct Run {
     pub stderr: String,
 }
 
-#[allow(dead_code)]
 impl Run {
     /// Standard output parsed as JSON.
     pub fn json(&self) -> Value {

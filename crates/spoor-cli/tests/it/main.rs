@@ -1,4 +1,5 @@
 //! Integration tests of the spoor binary.
 
 mod connector;
+mod connector_e2e;
 mod connector_util;
