@@ -46,7 +46,15 @@ async fn tokens_roles_and_errors() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["workspace"]["id"], server.first.workspace.id);
 
-    let cases: Vec<(&str, reqwest::Method, &str, Option<&str>, u16, &str)> = vec![
+    type Case<'a> = (
+        &'a str,
+        reqwest::Method,
+        &'a str,
+        Option<&'a str>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             "no token",
             reqwest::Method::GET,

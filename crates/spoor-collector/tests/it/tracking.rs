@@ -320,7 +320,8 @@ async fn auth_forms_and_refusals() {
         "Basic {}",
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key.as_bytes())
     );
-    let cases: Vec<(&str, Option<String>, Vec<u8>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Option<String>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "basic with colon",
             Some(basic(&key)),
