@@ -346,6 +346,7 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         spoor_collector::system_clock(),
     );
     let router = spoor_collector::router(state.clone());
+    let shutdown = shutdown_signal()?;
     if global.json {
         crate::output::print_json(&serde_json::json!({"listening": bound.to_string(), "url": url}));
     } else {
@@ -358,29 +359,25 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         dedupe_window_seconds = settings.dedupe_window.as_secs(),
         "collector started"
     );
-    spoor_collector::server::serve(listener, state, router, shutdown_signal()).await?;
+    spoor_collector::server::serve(listener, state, router, shutdown).await?;
     tracing::info!("no longer accepting; committing what is queued");
     log.close().await.context("cannot close the message log")?;
     tracing::info!("stopped cleanly");
     Ok(crate::exit::SUCCESS)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGTERM or Ctrl-C (SIGINT). The handlers are installed before this returns,
+/// so a signal sent right after the "listening" line is never missed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("Ctrl-C received: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received: shutting down"),
         }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("Ctrl-C received: shutting down"),
-        () = term => tracing::info!("SIGTERM received: shutting down"),
-    }
+    })
 }
 
 #[cfg(test)]
