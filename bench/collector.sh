@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Collector benchmark: `spoor serve` with the durable store beside the same server with a null
+# store, for single-message requests (/v1/track) and 100-message batches (/v1/batch), driven by
+# spoor-loadgen on loopback. Prints a table of medians; raw results go to bench/out/.
+#
+# Usage: bench/collector.sh            (3 runs, 15 s per case, 64 connections)
+#   RUNS=1 DURATION=5 CONNECTIONS=64 LOADGEN_THREADS=2 bench/collector.sh
+#
+# Each case gets a fresh server and data directory, so the peak RSS (VmHWM) is the case's own.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS="${RUNS:-3}"
+DURATION="${DURATION:-15}"
+CONNECTIONS="${CONNECTIONS:-64}"
+LOADGEN_THREADS="${LOADGEN_THREADS:-2}"
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+OUT="bench/out/collector-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+
+cargo build --release --quiet -p spoor-cli -p spoor-loadgen
+SPOOR="$TARGET_DIR/release/spoor"
+LOADGEN="$TARGET_DIR/release/spoor-loadgen"
+
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# run_case STORE MODE RUN: starts a fresh server, runs the load, appends one JSON line.
+run_case() {
+    local store="$1" mode="$2" run="$3"
+    local data log key url port store_args=()
+    data="$(mktemp -d /tmp/spoor-bench-XXXXXX)"
+    log="$OUT/server-$store-$mode-$run.log"
+    if [ "$store" = null ]; then store_args=(--store null); fi
+    "$SPOOR" serve --data "$data" --listen 127.0.0.1:0 "${store_args[@]}" >"$log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 200); do
+        if grep -q '127\.0\.0\.1:[0-9]' "$log" && grep -qi 'write key' "$log"; then break; fi
+        sleep 0.05
+    done
+    port="$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -n1 | cut -d: -f2)"
+    key="$(grep -i 'write key' "$log" | head -n1 | grep -oE '[A-Za-z0-9_-]{16,}' | head -n1)"
+    if [ -z "$port" ] || [ -z "$key" ]; then
+        echo "the server did not print its address and write key:" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+    url="http://127.0.0.1:$port"
+    "$LOADGEN" --url "$url" --write-key "$key" --mode "$mode" --connections "$CONNECTIONS" \
+        --duration "$DURATION" --threads "$LOADGEN_THREADS" >"$OUT/loadgen-$store-$mode-$run.json"
+    local rss_kb stored
+    rss_kb="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
+    kill -TERM "$SERVER_PID"
+    wait "$SERVER_PID" || true
+    SERVER_PID=""
+    stored=""
+    if [ "$store" != null ]; then
+        stored="$("$SPOOR" query "SELECT count(*) AS n FROM messages" --data "$data" --format csv | tail -n1)"
+    fi
+    python3 - "$OUT/loadgen-$store-$mode-$run.json" "$store" "$run" "$rss_kb" "$stored" \
+        >>"$OUT/results.jsonl" <<'PY'
+import json, sys
+path, store, run, rss_kb, stored = sys.argv[1:]
+result = json.load(open(path))
+result.update(store=store, run=int(run), peak_rss_mb=round(int(rss_kb) / 1024, 1),
+              stored=int(stored) if stored else None)
+print(json.dumps(result))
+PY
+    rm -rf "$data"
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" \
+    | tee "$OUT/machine.txt"
+echo "runs=$RUNS duration=${DURATION}s connections=$CONNECTIONS loadgen_threads=$LOADGEN_THREADS" \
+    | tee -a "$OUT/machine.txt"
+for run in $(seq 1 "$RUNS"); do
+    for mode in batch single; do
+        for store in null durable; do
+            echo "run $run: $store store, $mode ..." >&2
+            run_case "$store" "$mode" "$run"
+        done
+    done
+done
+
+python3 - "$OUT/results.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+def med(store, mode, key):
+    values = [r[key] if not isinstance(key, tuple) else r[key[0]][key[1]]
+              for r in rows if r["store"] == store and r["mode"] == mode]
+    return statistics.median(values)
+print()
+print(f"{'case':<18}{'messages/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'errors':>8}")
+for mode in ("batch", "single"):
+    for store in ("null", "durable"):
+        errors = sum(r["requests_failed"] + r["connection_errors"]
+                     for r in rows if r["store"] == store and r["mode"] == mode)
+        print(f"{store + ' ' + mode:<18}{med(store, mode, 'messages_per_s'):>12,.0f}"
+              f"{med(store, mode, ('latency_ms', 'p50')):>9.2f}{med(store, mode, ('latency_ms', 'p99')):>9.2f}"
+              f"{med(store, mode, 'peak_rss_mb'):>13.1f}{errors:>8}")
+print()
+for mode, goal in (("batch", 0.5), ("single", 0.4)):
+    ratio = med("durable", mode, "messages_per_s") / max(med("null", mode, "messages_per_s"), 1)
+    print(f"durable/null {mode}: {ratio:.2f} (goal >= {goal})")
+print(f"durable batch p99: {med('durable', 'batch', ('latency_ms', 'p99')):.1f} ms (goal <= 50)")
+print(f"peak RSS max: {max(r['peak_rss_mb'] for r in rows):.1f} MB (goal <= 200)")
+PY
+echo "raw results: $OUT" >&2
