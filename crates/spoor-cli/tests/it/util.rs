@@ -103,6 +103,7 @@ impl Server {
         let mut command = spoor();
         command
             .arg("serve")
+            .arg("--json")
             .arg("--data")
             .arg(data)
             .arg("--listen")
@@ -128,11 +129,16 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
-                    if addr.is_none() {
-                        addr = parse_listen_addr(&line);
+                    // With --json, the server prints `{"firstRun": {"writeKey": ...}}` on the
+                    // first start of a data directory, then `{"listening": ADDR, "url": ...}`.
+                    let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+                        continue;
+                    };
+                    if let Some(found) = value["firstRun"]["writeKey"].as_str() {
+                        key = Some(found.to_owned());
                     }
-                    if key.is_none() {
-                        key = parse_write_key(&line);
+                    if let Some(found) = value["listening"].as_str() {
+                        addr = found.parse().ok();
                     }
                 }
                 Err(_) => {
@@ -215,33 +221,6 @@ fn pump(
             let _ = lines.send(line);
         }
     });
-}
-
-/// Finds `127.0.0.1:PORT` in a line the server printed.
-fn parse_listen_addr(line: &str) -> Option<SocketAddr> {
-    let start = line.find("127.0.0.1:")?;
-    let rest = &line[start..];
-    let end = rest
-        .char_indices()
-        .skip("127.0.0.1:".len())
-        .find(|(_, c)| !c.is_ascii_digit())
-        .map_or(rest.len(), |(i, _)| i);
-    rest[..end].parse().ok()
-}
-
-/// Finds the write key in a line the server printed on its first start.
-fn parse_write_key(line: &str) -> Option<String> {
-    let lower = line.to_ascii_lowercase();
-    let at = lower.find("write key")?;
-    line[at + "write key".len()..]
-        .split(|c: char| c.is_whitespace() || c == ':' || c == '"' || c == '\'' || c == ',')
-        .find(|token| {
-            token.len() >= 16
-                && token
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        })
-        .map(str::to_owned)
 }
 
 /// Runs `spoor query SQL --data DATA --format json` and returns the rows as JSON objects.
@@ -378,22 +357,4 @@ pub fn last_json_line(output: &Output) -> serde_json::Value {
             )
         });
     serde_json::from_str(line).unwrap_or_else(|err| panic!("bad JSON {line:?}: {err}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_listen_address_and_write_key_in_startup_lines() {
-        assert_eq!(
-            parse_listen_addr("listening on http://127.0.0.1:40123/ (Ctrl-C stops)"),
-            Some("127.0.0.1:40123".parse().expect("an address"))
-        );
-        assert_eq!(parse_listen_addr("no address here"), None);
-        assert_eq!(
-            parse_write_key("  write key: abcdefghijklmnopqrstuv"),
-            Some("abcdefghijklmnopqrstuv".to_owned())
-        );
-    }
 }
