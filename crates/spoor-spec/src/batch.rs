@@ -1,9 +1,15 @@
 //! The `/v1/batch` envelope: items plus batch-level `context`, `integrations`, `sentAt` and
 //! `writeKey`, and the merge of the batch-level fields into each item (the item wins).
+//!
+//! The merge is one level deep: a batch-level context key the item's context lacks is
+//! copied in whole (`library`, `device`, ...); a key the item has is the item's, even when
+//! both are objects. `integrations` merges the same way; `sentAt` is copied to items without
+//! one. `writeKey` and any other batch-level field (analytics-go's batch `messageId`) stay on
+//! the envelope and are not copied into items.
 
 use serde_json::{Map, Value};
 
-use crate::message::{ParseError, json_kind};
+use crate::message::{Message, ParseError, json_kind};
 
 /// A parsed batch body.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,15 +78,62 @@ impl Batch {
         })
     }
 
+    /// Parses a batch body from JSON bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Batch, ParseError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::from_json(&e))?;
+        Batch::from_value(value)
+    }
+
+    /// The envelope as a JSON value again: `batch`, then the batch-level fields, then the
+    /// rest. Parse-then-`into_value` gives an equal value (key order aside).
+    pub fn into_value(self) -> Value {
+        let mut body = Map::new();
+        body.insert("batch".to_owned(), Value::Array(self.items));
+        if let Some(context) = self.context {
+            body.insert("context".to_owned(), Value::Object(context));
+        }
+        if let Some(integrations) = self.integrations {
+            body.insert("integrations".to_owned(), Value::Object(integrations));
+        }
+        if let Some(sent_at) = self.sent_at {
+            body.insert("sentAt".to_owned(), sent_at);
+        }
+        if let Some(write_key) = self.write_key {
+            body.insert("writeKey".to_owned(), Value::String(write_key));
+        }
+        body.extend(self.rest);
+        Value::Object(body)
+    }
+
+    /// Merges the batch-level fields into every item and parses each as a [`Message`] (whose
+    /// `type` is required). Items that are not objects, or have no valid type, give their
+    /// [`ParseError`] in place, so the caller can report `batch[i]`.
+    pub fn into_messages(self) -> Vec<Result<Message, ParseError>> {
+        let mut items = self.items;
+        let envelope = Batch {
+            items: Vec::new(),
+            ..self
+        };
+        items
+            .drain(..)
+            .map(|mut item| {
+                if let Value::Object(map) = &mut item {
+                    envelope.merge_into(map);
+                }
+                Message::from_value(item, None)
+            })
+            .collect()
+    }
+
     /// Merges the batch-level fields into one item. `context` and `integrations` are merged
     /// key by key, the item's keys winning; `sentAt` is copied when the item has none.
     pub fn merge_into(&self, item: &mut Map<String, Value>) {
         merge_object(item, "context", self.context.as_ref());
         merge_object(item, "integrations", self.integrations.as_ref());
-        if let Some(sent_at) = &self.sent_at {
-            if item.get("sentAt").is_none_or(Value::is_null) {
-                item.insert("sentAt".to_owned(), sent_at.clone());
-            }
+        if let Some(sent_at) = &self.sent_at
+            && item.get("sentAt").is_none_or(Value::is_null)
+        {
+            item.insert("sentAt".to_owned(), sent_at.clone());
         }
     }
 }

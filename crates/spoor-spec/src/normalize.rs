@@ -2,17 +2,23 @@
 //!
 //! The clock and the id source are passed in ([`NormalizeCtx`]); nothing here reads the time
 //! or draws random numbers. Rules (decisions documented in `docs/SPEC.md`):
-//! - `messageId` is generated when missing;
-//! - `receivedAt` is set to the time passed in;
-//! - `originalTimestamp` is the client's `timestamp` as sent;
+//! - `messageId` is generated when missing, null or empty;
+//! - ids sent as numbers (`userId`, `anonymousId`, `previousId`, `groupId`) become strings
+//!   holding the number's exact text (`42` becomes `"42"`), as the libraries do;
+//! - `receivedAt` is set to the time passed in (a client's own `receivedAt` is replaced);
+//! - `originalTimestamp` is the client's `timestamp` exactly as sent; when the client sent no
+//!   valid `timestamp`, it is `receivedAt`;
 //! - `timestamp` is corrected for clock skew as `receivedAt - (sentAt - originalTimestamp)`
-//!   when both `sentAt` and `timestamp` are valid, and set to `receivedAt` when the client
-//!   sent no `timestamp`;
-//! - identify traits get `name` from first and last name when only those are given.
+//!   when both `sentAt` and `timestamp` are valid, kept (in canonical form) when there is no
+//!   valid `sentAt`, and set to `receivedAt` when the client sent no valid `timestamp`;
+//!   it is always written as `YYYY-MM-DDTHH:MM:SS.sssZ`;
+//! - identify `traits` get `name` = `firstName lastName` (or `first_name last_name`) when
+//!   `name` is absent and both parts are non-empty strings. `context.traits` is left alone.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::message::Message;
+use crate::message::{Message, MessageType};
+use crate::reserved::full_name_of;
 use crate::time::Timestamp;
 
 /// What normalization needs from the outside world.
@@ -26,26 +32,44 @@ pub struct NormalizeCtx<'a> {
 /// Normalizes a message in place. Call [`crate::validate()`] first: normalization assumes
 /// nothing, but it only repairs what Segment repairs.
 pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
+    let kind = message.kind();
     let body = message.body_mut();
-    if !body.get("messageId").is_some_and(Value::is_string) {
+
+    if body
+        .get("messageId")
+        .and_then(Value::as_str)
+        .is_none_or(|id| id.is_empty())
+    {
         body.insert(
             "messageId".to_owned(),
             Value::String((ctx.new_message_id)()),
         );
     }
+
+    for key in ["userId", "anonymousId", "previousId", "groupId"] {
+        if let Some(value @ Value::Number(_)) = body.get_mut(key) {
+            let text = match value {
+                Value::Number(n) => n.as_str().to_owned(),
+                _ => continue,
+            };
+            *value = Value::String(text);
+        }
+    }
+
+    if kind == MessageType::Identify
+        && let Some(Value::Object(traits)) = body.get_mut("traits")
+    {
+        fill_name(traits);
+    }
+
     let received_at = ctx.received_at;
-    body.insert(
-        "receivedAt".to_owned(),
-        Value::String(received_at.to_string()),
-    );
-    let sent = body
+    let received_text = received_at.to_string();
+    let timestamp = body
         .get("timestamp")
         .and_then(Value::as_str)
         .and_then(|t| Timestamp::parse(t).ok());
-    match sent {
+    match timestamp {
         Some(original) => {
-            let original_text = body.get("timestamp").cloned().unwrap_or(Value::Null);
-            body.insert("originalTimestamp".to_owned(), original_text);
             let sent_at = body
                 .get("sentAt")
                 .and_then(Value::as_str)
@@ -54,13 +78,42 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
                 Some(sent_at) => received_at.add_nanos(-sent_at.nanos_since(original)),
                 None => original,
             };
-            body.insert("timestamp".to_owned(), Value::String(corrected.to_string()));
+            let original_value = match body.get_mut("timestamp") {
+                Some(slot) => std::mem::replace(slot, Value::String(corrected.to_string())),
+                None => Value::Null,
+            };
+            body.insert("originalTimestamp".to_owned(), original_value);
         }
         None => {
+            body.insert("timestamp".to_owned(), Value::String(received_text.clone()));
             body.insert(
-                "timestamp".to_owned(),
-                Value::String(received_at.to_string()),
+                "originalTimestamp".to_owned(),
+                Value::String(received_text.clone()),
             );
         }
+    }
+    body.insert("receivedAt".to_owned(), Value::String(received_text));
+}
+
+/// Fills `name` from first and last name (camelCase first, then snake_case) when absent.
+fn fill_name(traits: &mut Map<String, Value>) {
+    if traits.get("name").is_some_and(|v| !v.is_null()) {
+        return;
+    }
+    let part = |camel: &str, snake: &str| {
+        traits
+            .get(camel)
+            .and_then(Value::as_str)
+            .or_else(|| traits.get(snake).and_then(Value::as_str))
+    };
+    let name = match (
+        part("firstName", "first_name"),
+        part("lastName", "last_name"),
+    ) {
+        (Some(first), Some(last)) => full_name_of(first, last),
+        _ => None,
+    };
+    if let Some(name) = name {
+        traits.insert("name".to_owned(), Value::String(name));
     }
 }

@@ -1,8 +1,16 @@
 //! [`Timestamp`]: a strict ISO 8601 parser and an RFC 3339 formatter, with no clock.
 //!
-//! Accepted: a full date, `T` (or a space is NOT accepted), a time with at least hours and
-//! minutes, optional seconds and fraction, and a mandatory `Z` or `±HH:MM` offset. Anything a
-//! reader could misread (no offset, no time, week dates, two-digit years) is refused.
+//! Accepted ([`Timestamp::parse`]): a full date `YYYY-MM-DD` in the extended format, `T` (or
+//! `t`; a space is NOT accepted), a time with hours and minutes, optional seconds and an
+//! optional fraction of 1 to 9 digits after the seconds (`.` or `,`), and a mandatory `Z` (or
+//! `z`) or `±HH:MM` / `±HHMM` offset. Anything a reader could misread is refused: no offset,
+//! no time, week dates (`2024-W01-1`), ordinal dates (`2024-001`), the basic format
+//! (`20240101T000000Z`), two-digit or signed years, hour 24, leap seconds, and dates that do
+//! not exist (`2023-02-29`). Instants outside what an `i64` of nanoseconds holds (before
+//! 1677-09-21 or after 2262-04-11) are refused as out of range.
+//!
+//! [`Timestamp::parse_date_or_timestamp`] also accepts a bare date (`1990-05-17`), read as
+//! midnight UTC; validation uses it for `birthday` and `createdAt` traits.
 
 use std::fmt;
 
@@ -45,6 +53,15 @@ impl Timestamp {
 
     /// Parses a strict ISO 8601 timestamp (see the module docs).
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
+        parse_strict(text)
+    }
+
+    /// Parses a strict timestamp or a bare `YYYY-MM-DD` date (midnight UTC).
+    pub fn parse_date_or_timestamp(text: &str) -> Result<Timestamp, TimestampError> {
+        if text.len() == 10 {
+            let with_time = format!("{text}T00:00:00Z");
+            return parse_strict(&with_time);
+        }
         parse_strict(text)
     }
 
@@ -169,15 +186,16 @@ fn parse_strict(text: &str) -> Result<Timestamp, TimestampError> {
     let offset_seconds = match b.get(pos) {
         Some(b'Z') | Some(b'z') if pos + 1 == b.len() => 0,
         Some(sign @ (b'+' | b'-')) => {
-            let oh =
-                digits(pos + 1..pos + 3).ok_or_else(|| fail("expected an offset as ±HH:MM"))?;
-            if b.get(pos + 3) != Some(&b':') {
-                return Err(fail("expected an offset as ±HH:MM"));
-            }
-            let om =
-                digits(pos + 4..pos + 6).ok_or_else(|| fail("expected an offset as ±HH:MM"))?;
-            if pos + 6 != b.len() || oh > 23 || om > 59 {
-                return Err(fail("expected an offset as ±HH:MM at the end"));
+            let bad = || fail("expected an offset as ±HH:MM or ±HHMM at the end");
+            let oh = digits(pos + 1..pos + 3).ok_or_else(bad)?;
+            let minutes_at = if b.get(pos + 3) == Some(&b':') {
+                pos + 4
+            } else {
+                pos + 3
+            };
+            let om = digits(minutes_at..minutes_at + 2).ok_or_else(bad)?;
+            if minutes_at + 2 != b.len() || oh > 23 || om > 59 {
+                return Err(bad());
             }
             let off = oh * 3600 + om * 60;
             if *sign == b'-' { -off } else { off }
@@ -191,10 +209,8 @@ fn parse_strict(text: &str) -> Result<Timestamp, TimestampError> {
     };
     let days = days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    let unix_nanos = seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(nanos))
-        .ok_or_else(|| fail("the timestamp is out of range"))?;
+    let unix_nanos = i64::try_from(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
+        .map_err(|_| fail("the timestamp is out of range (1677-09-21 to 2262-04-11)"))?;
     Ok(Timestamp { unix_nanos })
 }
 

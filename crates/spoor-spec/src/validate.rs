@@ -1,12 +1,24 @@
 //! Validation: every problem of a message at once, each with a JSON path and a stable code.
 //!
-//! Paths are dotted from the message root (`properties.revenue`, `traits.address.city`);
-//! a caller that validates batch items prefixes them (`batch[3].properties.revenue`).
+//! Paths are dotted from the message root (`properties.revenue`, `traits.address.city`,
+//! `properties.keywords[2]`); a key that holds `.`, `[`, `]` or `"`, or is empty, is written
+//! in brackets as a JSON string (`integrations["Google Analytics 4.0"]`). A caller that
+//! validates batch items prefixes them with [`Problem::prefixed`] (`batch[3].properties.revenue`).
 //! Which problems are errors and which are warnings is listed in `docs/SPEC.md`.
+//!
+//! Validation allocates nothing for a valid message: paths and messages are built only when
+//! a problem is found.
 
 use std::fmt;
+use std::fmt::Write as _;
 
-use crate::message::Message;
+use serde_json::{Map, Value};
+
+use crate::currency;
+use crate::decimal::Decimal;
+use crate::message::{Message, MessageType, json_kind};
+use crate::reserved::{self, FieldKind, ReservedField};
+use crate::time::Timestamp;
 
 /// How bad a problem is: an error rejects the message, a warning is reported only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,6 +27,16 @@ pub enum Severity {
     Error,
     /// The message is accepted; the problem is reported.
     Warning,
+}
+
+impl Severity {
+    /// `"error"` or `"warning"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 /// A stable, machine-readable problem code. The string forms never change once released.
@@ -41,6 +63,17 @@ pub enum Code {
     BatchTooLarge,
     /// A batch over 2,500 messages.
     TooManyMessages,
+    /// An id (userId, anonymousId, previousId, groupId) sent as a number; normalization turns
+    /// it into a string.
+    NumberId,
+    /// A number field (revenue, value, age, ...) sent as a string holding a number.
+    NumericString,
+    /// A number that no exact decimal holds (more than 38 digits, or a huge exponent).
+    InvalidNumber,
+    /// A currency code in the wrong case (`usd` for `USD`).
+    CurrencyCase,
+    /// A currency code withdrawn from ISO 4217 (`HRK`, now `EUR`).
+    WithdrawnCurrency,
 }
 
 impl Code {
@@ -57,6 +90,11 @@ impl Code {
             Code::MessageTooLarge => "message_too_large",
             Code::BatchTooLarge => "batch_too_large",
             Code::TooManyMessages => "too_many_messages",
+            Code::NumberId => "number_id",
+            Code::NumericString => "numeric_string",
+            Code::InvalidNumber => "invalid_number",
+            Code::CurrencyCase => "currency_case",
+            Code::WithdrawnCurrency => "withdrawn_currency",
         }
     }
 }
@@ -78,6 +116,22 @@ pub struct Problem {
     pub severity: Severity,
     /// A sentence for people that names the field and the rule.
     pub message: String,
+}
+
+impl Problem {
+    /// The same problem under a parent path: `prefixed("batch[3]")` turns `userId` into
+    /// `batch[3].userId` (and the whole-message path `""` into `batch[3]`). The message's
+    /// own mention of the field is left as is.
+    pub fn prefixed(mut self, prefix: &str) -> Problem {
+        self.path = if self.path.is_empty() {
+            prefix.to_owned()
+        } else if self.path.starts_with('[') {
+            format!("{prefix}{}", self.path)
+        } else {
+            format!("{prefix}.{}", self.path)
+        };
+        self
+    }
 }
 
 impl fmt::Display for Problem {
@@ -112,22 +166,578 @@ impl Report {
             .iter()
             .filter(|p| p.severity == Severity::Warning)
     }
+
+    /// True when there is no problem at all.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One step of a JSON path.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A JSON path as a linked list on the stack: nothing is allocated until a problem renders it.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    seg: Seg<'a>,
+}
+
+impl<'a> Path<'a> {
+    fn root(key: &'a str) -> Path<'a> {
+        Path {
+            parent: None,
+            seg: Seg::Key(key),
+        }
+    }
+
+    fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            seg: Seg::Key(key),
+        }
+    }
+
+    fn index(&'a self, index: usize) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            seg: Seg::Index(index),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut segs = Vec::new();
+        let mut at = Some(self);
+        while let Some(p) = at {
+            segs.push(p.seg);
+            at = p.parent;
+        }
+        let mut out = String::new();
+        for seg in segs.iter().rev() {
+            match *seg {
+                Seg::Key(key) if is_plain_key(key) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Seg::Key(key) => {
+                    out.push('[');
+                    out.push_str(&Value::String(key.to_owned()).to_string());
+                    out.push(']');
+                }
+                Seg::Index(i) => {
+                    let _ = write!(out, "[{i}]");
+                }
+            }
+        }
+        out
+    }
+}
+
+fn is_plain_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains(['.', '[', ']', '"'])
+}
+
+/// Collects problems.
+struct Checker {
+    problems: Vec<Problem>,
+    /// The severity of type problems in the part being checked (warnings inside nested
+    /// context objects and context.traits).
+    soft: bool,
+}
+
+impl Checker {
+    fn push(&mut self, path: &Path<'_>, code: Code, severity: Severity, message: String) {
+        self.problems.push(Problem {
+            path: path.render(),
+            code,
+            severity,
+            message,
+        });
+    }
+
+    /// Error, or warning when checking a soft part.
+    fn type_severity(&self) -> Severity {
+        if self.soft {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    }
+
+    fn wrong_type(&mut self, path: &Path<'_>, expected: &str, found: &Value) {
+        let severity = self.type_severity();
+        let message = format!(
+            "{} must be {expected}, not {}",
+            path.render(),
+            kind_phrase(found)
+        );
+        self.push(path, Code::WrongType, severity, message);
+    }
+}
+
+fn kind_phrase(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+        Value::Number(n) if n.as_str().len() <= 40 => format!("the number {n}"),
+        other => {
+            let kind = json_kind(other);
+            let article = if kind == "array" || kind == "object" {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} {kind}")
+        }
+    }
 }
 
 /// Validates one message against the Spec. Sizes are checked by [`message_size_problem`]
 /// and [`batch_size_problem`], since only the caller knows the bytes it received.
 pub fn validate(message: &Message) -> Report {
-    let mut report = Report::default();
-    let has = |key: &str| message.body().get(key).is_some_and(|v| !v.is_null());
-    if message.kind() != crate::MessageType::Alias && !has("userId") && !has("anonymousId") {
-        report.problems.push(Problem {
-            path: "userId".to_owned(),
-            code: Code::MissingIdentity,
-            severity: Severity::Error,
-            message: "userId or anonymousId is required".to_owned(),
-        });
+    let mut checker = Checker {
+        problems: Vec::new(),
+        soft: false,
+    };
+    let body = message.body();
+    let kind = message.kind();
+
+    // Identity.
+    let user_id = check_id(&mut checker, body, "userId");
+    let anonymous_id = check_id(&mut checker, body, "anonymousId");
+    match kind {
+        MessageType::Alias => {
+            require_id(&mut checker, body, "userId", user_id);
+            let previous_id = check_id(&mut checker, body, "previousId");
+            require_id(&mut checker, body, "previousId", previous_id);
+        }
+        _ if user_id != IdState::Present && anonymous_id != IdState::Present => {
+            checker.push(
+                &Path::root("userId"),
+                Code::MissingIdentity,
+                Severity::Error,
+                "userId or anonymousId is required".to_owned(),
+            );
+        }
+        _ => {}
     }
-    report
+    for (key, state) in [("userId", user_id), ("anonymousId", anonymous_id)] {
+        let required = kind == MessageType::Alias && key == "userId";
+        if state == IdState::Empty && !required {
+            checker.push(
+                &Path::root(key),
+                Code::Empty,
+                Severity::Warning,
+                format!("{key} is empty; it does not count as an identity"),
+            );
+        }
+    }
+
+    // Type-specific fields.
+    match kind {
+        MessageType::Track => check_event(&mut checker, body),
+        MessageType::Group => {
+            let group_id = check_id(&mut checker, body, "groupId");
+            require_id(&mut checker, body, "groupId", group_id);
+        }
+        MessageType::Page | MessageType::Screen => {
+            check_optional_string(&mut checker, body, "name");
+            check_optional_string(&mut checker, body, "category");
+        }
+        MessageType::Identify | MessageType::Alias => {}
+    }
+
+    // Common fields.
+    check_message_id(&mut checker, body);
+    for key in ["timestamp", "sentAt", "originalTimestamp"] {
+        if let Some(value) = present(body, key) {
+            check_timestamp(&mut checker, &Path::root(key), value, false);
+        }
+    }
+    check_optional_string(&mut checker, body, "channel");
+    if let Some(value) = present(body, "context") {
+        check_context(&mut checker, value);
+    }
+    if let Some(value) = present(body, "integrations") {
+        check_integrations(&mut checker, &Path::root("integrations"), value);
+    }
+
+    // Traits and properties.
+    let (key, fields) = match kind {
+        MessageType::Identify => ("traits", reserved::IDENTIFY_TRAITS),
+        MessageType::Group => ("traits", reserved::GROUP_TRAITS),
+        MessageType::Track => ("properties", reserved::TRACK_PROPERTIES),
+        MessageType::Page => ("properties", reserved::PAGE_PROPERTIES),
+        MessageType::Screen => ("properties", reserved::SCREEN_PROPERTIES),
+        MessageType::Alias => ("", &[][..]),
+    };
+    if !key.is_empty()
+        && let Some(value) = present(body, key)
+    {
+        let path = Path::root(key);
+        match value {
+            Value::Object(map) => {
+                let set = if kind == MessageType::Track {
+                    Set::TrackProperties
+                } else {
+                    Set::Plain
+                };
+                check_fields(&mut checker, &path, map, fields, set);
+            }
+            other => checker.wrong_type(&path, "an object", other),
+        }
+    }
+
+    Report {
+        problems: checker.problems,
+    }
+}
+
+/// A field's value, treating `null` as absent.
+fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    body.get(key).filter(|v| !v.is_null())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdState {
+    Absent,
+    Empty,
+    Present,
+}
+
+/// Checks an id field's type. Strings are ids; numbers are ids with a warning (libraries
+/// stringify them, and so does normalization); empty strings warn and do not count.
+fn check_id(checker: &mut Checker, body: &Map<String, Value>, key: &str) -> IdState {
+    let Some(value) = present(body, key) else {
+        return IdState::Absent;
+    };
+    let path = Path::root(key);
+    match value {
+        Value::String(s) if s.trim().is_empty() => IdState::Empty,
+        Value::String(_) => IdState::Present,
+        Value::Number(n) => {
+            checker.push(
+                &path,
+                Code::NumberId,
+                Severity::Warning,
+                format!("{key} is the number {n}; ids are strings, it is stored as \"{n}\""),
+            );
+            IdState::Present
+        }
+        other => {
+            checker.wrong_type(&path, "a string", other);
+            IdState::Absent
+        }
+    }
+}
+
+/// Reports a required id that is absent or empty. Empty optional ids only warn.
+fn require_id(checker: &mut Checker, body: &Map<String, Value>, key: &str, state: IdState) {
+    let path = Path::root(key);
+    match state {
+        IdState::Present => {}
+        IdState::Empty => checker.push(
+            &path,
+            Code::Empty,
+            Severity::Error,
+            format!("{key} must not be empty"),
+        ),
+        IdState::Absent if present(body, key).is_none() => checker.push(
+            &path,
+            Code::Required,
+            Severity::Error,
+            format!("{key} is required"),
+        ),
+        // Present with a wrong type: already reported.
+        IdState::Absent => {}
+    }
+}
+
+fn check_event(checker: &mut Checker, body: &Map<String, Value>) {
+    let path = Path::root("event");
+    match present(body, "event") {
+        None => checker.push(
+            &path,
+            Code::Required,
+            Severity::Error,
+            "event is required on a track".to_owned(),
+        ),
+        Some(Value::String(s)) if s.trim().is_empty() => checker.push(
+            &path,
+            Code::Empty,
+            Severity::Error,
+            "event must not be empty".to_owned(),
+        ),
+        Some(Value::String(_)) => {}
+        Some(other) => checker.wrong_type(&path, "a string", other),
+    }
+}
+
+fn check_optional_string(checker: &mut Checker, body: &Map<String, Value>, key: &str) {
+    match present(body, key) {
+        None | Some(Value::String(_)) => {}
+        Some(other) => checker.wrong_type(&Path::root(key), "a string", other),
+    }
+}
+
+fn check_message_id(checker: &mut Checker, body: &Map<String, Value>) {
+    let path = Path::root("messageId");
+    match present(body, "messageId") {
+        None => {}
+        Some(Value::String(s)) => {
+            // Byte length bounds the character count; count only when it could be over.
+            let max = crate::limits::MAX_MESSAGE_ID_CHARS;
+            if s.len() > max {
+                let chars = s.chars().count();
+                if chars > max {
+                    checker.push(
+                        &path,
+                        Code::TooLong,
+                        Severity::Error,
+                        format!("messageId is {chars} characters; the limit is {max}"),
+                    );
+                }
+            }
+        }
+        Some(other) => checker.wrong_type(&path, "a string", other),
+    }
+}
+
+/// Checks a timestamp field: a string in strict ISO 8601 (with `date_ok`, a bare date too).
+fn check_timestamp(checker: &mut Checker, path: &Path<'_>, value: &Value, date_ok: bool) {
+    let Value::String(text) = value else {
+        let expected = if date_ok {
+            "an ISO 8601 date or timestamp string"
+        } else {
+            "an ISO 8601 timestamp string"
+        };
+        checker.wrong_type(path, expected, value);
+        return;
+    };
+    let parsed = if date_ok {
+        Timestamp::parse_date_or_timestamp(text)
+    } else {
+        Timestamp::parse(text)
+    };
+    if let Err(err) = parsed {
+        let severity = checker.type_severity();
+        let shape = if date_ok {
+            "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS.sssZ"
+        } else {
+            "YYYY-MM-DDTHH:MM:SS.sssZ or with an offset like +02:00"
+        };
+        checker.push(
+            path,
+            Code::InvalidTimestamp,
+            severity,
+            format!(
+                "{} is {text:?}, not a strict ISO 8601 timestamp ({shape}): {err}",
+                path.render()
+            ),
+        );
+    }
+}
+
+fn check_context(checker: &mut Checker, value: &Value) {
+    let path = Path::root("context");
+    let Value::Object(map) = value else {
+        checker.wrong_type(&path, "an object", value);
+        return;
+    };
+    check_fields(checker, &path, map, reserved::CONTEXT_FIELDS, Set::Context);
+}
+
+fn check_integrations(checker: &mut Checker, path: &Path<'_>, value: &Value) {
+    let Value::Object(map) = value else {
+        checker.wrong_type(path, "an object", value);
+        return;
+    };
+    for (name, setting) in map {
+        match setting {
+            Value::Bool(_) | Value::Object(_) => {}
+            other => checker.wrong_type(&path.key(name), "a boolean or an object", other),
+        }
+    }
+}
+
+/// What a table of reserved fields is, for the rules beyond JSON types.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Set {
+    /// Traits, page and screen properties, and nested objects.
+    Plain,
+    /// Track properties: revenue and value must be exact decimals, currency a code.
+    TrackProperties,
+    /// The context: its reserved objects have known keys, checked as warnings.
+    Context,
+}
+
+/// The reserved keys inside a reserved object field.
+fn children(set: Set, field: &ReservedField) -> Option<&'static [ReservedField]> {
+    match (set, field.name) {
+        (Set::Context, "app") => Some(reserved::CONTEXT_APP),
+        (Set::Context, "campaign") => Some(reserved::CONTEXT_CAMPAIGN),
+        (Set::Context, "device") => Some(reserved::CONTEXT_DEVICE),
+        (Set::Context, "library") => Some(reserved::CONTEXT_LIBRARY),
+        (Set::Context, "location") => Some(reserved::CONTEXT_LOCATION),
+        (Set::Context, "network") => Some(reserved::CONTEXT_NETWORK),
+        (Set::Context, "os") => Some(reserved::CONTEXT_OS),
+        (Set::Context, "page") => Some(reserved::CONTEXT_PAGE),
+        (Set::Context, "referrer") => Some(reserved::CONTEXT_REFERRER),
+        (Set::Context, "screen") => Some(reserved::CONTEXT_SCREEN),
+        (Set::Context, "traits") => Some(reserved::IDENTIFY_TRAITS),
+        (Set::Context, "userAgentData") => Some(reserved::CONTEXT_USER_AGENT_DATA),
+        (Set::Context, _) => None,
+        (_, "address") => Some(reserved::ADDRESS_FIELDS),
+        (_, "company") => Some(reserved::COMPANY_FIELDS),
+        _ => None,
+    }
+}
+
+/// Checks the reserved fields of an object against `fields`; other keys are custom and
+/// free. Nested reserved objects are checked too.
+fn check_fields(
+    checker: &mut Checker,
+    path: &Path<'_>,
+    map: &Map<String, Value>,
+    fields: &'static [ReservedField],
+    set: Set,
+) {
+    let money = set == Set::TrackProperties;
+    for (key, value) in map {
+        if value.is_null() {
+            continue;
+        }
+        let Some(field) = reserved::lookup(fields, key) else {
+            continue;
+        };
+        let path = path.key(key);
+        match field.kind {
+            FieldKind::String => {
+                if let Value::String(s) = value {
+                    if money && field.name == "currency" {
+                        check_currency(checker, &path, s);
+                    }
+                } else {
+                    checker.wrong_type(&path, "a string", value);
+                }
+            }
+            FieldKind::Number => check_number(checker, &path, value, money),
+            FieldKind::StringOrNumber => {
+                if !matches!(value, Value::String(_) | Value::Number(_)) {
+                    checker.wrong_type(&path, "a string or a number", value);
+                }
+            }
+            FieldKind::Bool => {
+                if !value.is_boolean() {
+                    checker.wrong_type(&path, "a boolean", value);
+                }
+            }
+            FieldKind::Date => check_timestamp(checker, &path, value, true),
+            FieldKind::Array => match value {
+                Value::Array(items) => {
+                    if field.name == "keywords" {
+                        for (i, item) in items.iter().enumerate() {
+                            if !item.is_string() {
+                                checker.wrong_type(&path.index(i), "a string", item);
+                            }
+                        }
+                    }
+                }
+                other => checker.wrong_type(&path, "an array", other),
+            },
+            FieldKind::Object => match value {
+                Value::Object(inner) => {
+                    if let Some(inner_fields) = children(set, field) {
+                        // Inside context, reserved sub-fields (library.name, traits.email,
+                        // ...) are checked as warnings: the context's own shape is an error.
+                        let soft = checker.soft;
+                        checker.soft = soft || set == Set::Context;
+                        check_fields(checker, &path, inner, inner_fields, Set::Plain);
+                        checker.soft = soft;
+                    }
+                }
+                other => checker.wrong_type(&path, "an object", other),
+            },
+        }
+    }
+}
+
+/// A number field: numbers pass (money must also be an exact decimal); numeric strings warn;
+/// anything else is a wrong type.
+fn check_number(checker: &mut Checker, path: &Path<'_>, value: &Value, money: bool) {
+    match value {
+        Value::Number(n) => {
+            if money && Decimal::from_json_number(n).is_err() {
+                let severity = checker.type_severity();
+                checker.push(
+                    path,
+                    Code::InvalidNumber,
+                    severity,
+                    format!(
+                        "{} is {n}, which no exact decimal holds (at most 38 digits)",
+                        path.render()
+                    ),
+                );
+            }
+        }
+        Value::String(s) if s.trim() == s && s.parse::<Decimal>().is_ok() => {
+            checker.push(
+                path,
+                Code::NumericString,
+                Severity::Warning,
+                format!(
+                    "{} is the string {s:?}; send the number {s} instead",
+                    path.render()
+                ),
+            );
+        }
+        other => checker.wrong_type(path, "a number", other),
+    }
+}
+
+fn check_currency(checker: &mut Checker, path: &Path<'_>, code: &str) {
+    if currency::is_currency_code(code) {
+        return;
+    }
+    if let Some(upper) = currency::lookup_ignore_case(code) {
+        checker.push(
+            path,
+            Code::CurrencyCase,
+            Severity::Warning,
+            format!(
+                "{} is {code:?}; ISO 4217 codes are upper case: {upper:?}",
+                path.render()
+            ),
+        );
+        return;
+    }
+    if let Some(new) = currency::withdrawn_replacement(code) {
+        checker.push(
+            path,
+            Code::WithdrawnCurrency,
+            Severity::Warning,
+            format!(
+                "{} is {code:?}, withdrawn from ISO 4217; it was replaced by {new:?}",
+                path.render()
+            ),
+        );
+        return;
+    }
+    let severity = checker.type_severity();
+    checker.push(
+        path,
+        Code::InvalidCurrency,
+        severity,
+        format!(
+            "{} is {code:?}, not an ISO 4217 currency code (such as \"USD\" or \"EUR\")",
+            path.render()
+        ),
+    );
 }
 
 /// The problem of a message of `len` bytes of JSON, if it is over the limit.
@@ -165,4 +775,34 @@ pub fn batch_size_problem(len: usize, count: usize) -> Option<Problem> {
             crate::limits::MAX_BATCH_MESSAGES
         ),
     })
+}
+
+/// Validates the batch-level fields of a batch envelope: `context` and `integrations` must be
+/// objects (with integrations of booleans or objects), `sentAt` a strict timestamp.
+/// Items are validated one by one after [`crate::Batch::merge_into`].
+pub fn validate_envelope(batch: &crate::Batch) -> Report {
+    let mut checker = Checker {
+        problems: Vec::new(),
+        soft: false,
+    };
+    if let Some(value) = present(&batch.rest, "context") {
+        checker.wrong_type(&Path::root("context"), "an object", value);
+    }
+    if let Some(value) = present(&batch.rest, "integrations") {
+        checker.wrong_type(&Path::root("integrations"), "an object", value);
+    }
+    if let Some(integrations) = &batch.integrations {
+        let path = Path::root("integrations");
+        for (name, setting) in integrations {
+            if !matches!(setting, Value::Bool(_) | Value::Object(_)) {
+                checker.wrong_type(&path.key(name), "a boolean or an object", setting);
+            }
+        }
+    }
+    if let Some(sent_at) = &batch.sent_at {
+        check_timestamp(&mut checker, &Path::root("sentAt"), sent_at, false);
+    }
+    Report {
+        problems: checker.problems,
+    }
 }

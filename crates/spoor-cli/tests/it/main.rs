@@ -8,3 +8,4 @@ mod connector_util;
 mod crash;
 mod official_libs;
 mod util;
+mod tidy;
