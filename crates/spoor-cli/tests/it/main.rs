@@ -7,5 +7,5 @@ mod connector_e2e;
 mod connector_util;
 mod crash;
 mod official_libs;
-mod util;
 mod tidy;
+mod util;
