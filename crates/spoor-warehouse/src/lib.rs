@@ -1,1 +1,76 @@
-//! spoor-warehouse (skeleton).
+//! spoor-warehouse: Segment's warehouse schema, identity resolution and BI reports, derived
+//! from the message log, on SQLite and PostgreSQL.
+//!
+//! # Layout
+//! - [`loader`]: [`Loader`] reads the log after its checkpoint and applies one [`plan::Plan`]
+//!   per batch, in one transaction with the new checkpoint.
+//! - [`naming`], [`value`], [`schema`]: Segment's naming rules, column types and conflicts,
+//!   the tables and the schema cache.
+//! - [`identity`]: the id graph that joins anonymous and known ids into profiles.
+//! - [`store`]: the [`Store`] trait; [`sqlite`] and [`postgres`] implement it.
+//! - [`dialect`]: every SQL difference between the two backends.
+//! - [`reports`]: the BI reports, one query per dialect each.
+//! - [`profile`]: reading one profile (ids, traits, groups, events).
+//! - [`events_db`]: [`LogSource`](spoor_store::LogSource)s over `events.db` and in memory.
+
+pub mod dialect;
+pub mod dump;
+pub mod events_db;
+pub mod identity;
+pub mod loader;
+pub mod naming;
+pub mod plan;
+pub mod postgres;
+pub mod profile;
+pub mod reports;
+pub mod schema;
+pub mod sqlite;
+pub mod store;
+pub mod value;
+
+pub use loader::{LoadStats, Loader, LoaderOptions};
+pub use store::{AnyStore, Rows, Store};
+
+/// Everything that can go wrong in the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    /// SQLite failed.
+    #[error("warehouse (SQLite): {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("warehouse (PostgreSQL): {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The message log could not be read.
+    #[error("message log: {reason}")]
+    Log {
+        /// The cause.
+        reason: String,
+    },
+    /// The warehouse's own bookkeeping is not as spoor writes it.
+    #[error("warehouse bookkeeping is damaged: {what}")]
+    Corrupt {
+        /// What is wrong.
+        what: String,
+    },
+    /// A blocking task failed.
+    #[error("warehouse task failed: {reason}")]
+    Task {
+        /// The cause.
+        reason: String,
+    },
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("warehouse connection lock is poisoned")]
+    Poisoned,
+    /// A warehouse location or setting is invalid.
+    #[error("{reason}")]
+    Config {
+        /// The rule broken.
+        reason: String,
+    },
+    /// A report or profile parameter is invalid.
+    #[error("{reason}")]
+    BadInput {
+        /// The flag and the rule broken.
+        reason: String,
+    },
+}

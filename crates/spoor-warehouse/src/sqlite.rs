@@ -1,0 +1,269 @@
+//! The SQLite backend (`DATA/warehouse.db`), through rusqlite.
+//!
+//! SQLite is blocking, so every call runs on tokio's blocking pool with the connection behind a
+//! mutex. The database is in WAL mode, so readers (`spoor query`, `spoor report`) never block
+//! the loader. Decimals are stored as text (TEXT affinity keeps them exactly as written) and
+//! summed with the `decimal_sum` aggregate, which [`register_functions`] adds to a connection:
+//! every connection spoor opens on a warehouse has it.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::functions::{Aggregate, Context, FunctionFlags};
+use rusqlite::types::{ToSql, ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use spoor_spec::Decimal;
+
+use crate::WarehouseError;
+use crate::dialect::Dialect;
+use crate::plan::{
+    IdentityOp, Plan, TRAITS_TAIL, TableRows, checkpoint_sql, insert_head, repoint_sql, upsert_tail,
+};
+use crate::store::{Rows, Store};
+use crate::value::Cell;
+
+impl ToSql for Cell {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Cell::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Cell::Int(i) => ToSqlOutput::Owned(SqlValue::Integer(*i)),
+            Cell::Float(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
+            Cell::Bool(b) => ToSqlOutput::Owned(SqlValue::Integer(i64::from(*b))),
+            Cell::Decimal(s) | Cell::Timestamp(s) | Cell::Text(s) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
+        })
+    }
+}
+
+/// The `decimal_sum(x)` aggregate: the exact sum of decimal text (or integers), as text; NULL
+/// when there is nothing to sum.
+struct DecimalSum;
+
+fn sqlite_err(message: String) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(message.into())
+}
+
+impl Aggregate<Option<Decimal>, Option<String>> for DecimalSum {
+    fn init(&self, _ctx: &mut Context<'_>) -> rusqlite::Result<Option<Decimal>> {
+        Ok(None)
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut Option<Decimal>) -> rusqlite::Result<()> {
+        let value = match ctx.get_raw(0) {
+            ValueRef::Null => return Ok(()),
+            ValueRef::Integer(i) => Decimal::new(i128::from(i), 0),
+            ValueRef::Real(f) => f
+                .to_string()
+                .parse()
+                .map_err(|_| sqlite_err(format!("decimal_sum: {f} is not a decimal")))?,
+            ValueRef::Text(t) | ValueRef::Blob(t) => {
+                let text = String::from_utf8_lossy(t);
+                text.trim()
+                    .parse()
+                    .map_err(|_| sqlite_err(format!("decimal_sum: {text:?} is not a decimal")))?
+            }
+        };
+        let sum = acc.unwrap_or(Decimal::ZERO);
+        *acc = Some(
+            sum.checked_add(value)
+                .ok_or_else(|| sqlite_err("decimal_sum: overflow".to_owned()))?,
+        );
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _ctx: &mut Context<'_>,
+        acc: Option<Option<Decimal>>,
+    ) -> rusqlite::Result<Option<String>> {
+        Ok(acc.flatten().map(|d| d.to_string()))
+    }
+}
+
+/// Adds spoor's SQL functions (`decimal_sum`) to a connection.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    conn.create_aggregate_function(
+        "decimal_sum",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        DecimalSum,
+    )
+}
+
+/// Reads a row of any shape as text cells.
+fn text_cell(value: ValueRef<'_>) -> Option<String> {
+    match value {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i.to_string()),
+        ValueRef::Real(f) => Some(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+    }
+}
+
+/// Runs a query on a connection and returns text rows.
+pub fn query_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Rows> {
+    let mut stmt = conn.prepare(sql)?;
+    let columns: Vec<String> = stmt
+        .column_names()
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    let width = columns.len();
+    let mut rows = Vec::new();
+    let mut cursor = stmt.query([])?;
+    while let Some(row) = cursor.next()? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            cells.push(text_cell(row.get_ref(i)?));
+        }
+        rows.push(cells);
+    }
+    Ok(Rows { columns, rows })
+}
+
+/// A SQLite warehouse.
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) a warehouse file.
+    pub fn open(path: &Path) -> Result<SqliteStore, WarehouseError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+        )?;
+        register_functions(&conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Opens an existing warehouse file read-only (reports, profiles).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, WarehouseError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        register_functions(&conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T, WarehouseError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, WarehouseError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| WarehouseError::Poisoned)?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(|err| WarehouseError::Task {
+            reason: err.to_string(),
+        })?
+    }
+}
+
+fn insert_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &TableRows,
+    tail: &str,
+) -> Result<(), WarehouseError> {
+    if rows.rows.is_empty() {
+        return Ok(());
+    }
+    let marks: Vec<String> = (1..=rows.columns.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "{} VALUES ({}){tail}",
+        insert_head(&rows.table, &rows.columns),
+        marks.join(", ")
+    );
+    let mut stmt = tx.prepare(&sql)?;
+    for row in &rows.rows {
+        stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+    }
+    Ok(())
+}
+
+fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
+    let tx = conn.transaction()?;
+    for ddl in &plan.ddl {
+        tx.execute_batch(ddl)?;
+    }
+    for rows in &plan.inserts {
+        insert_rows(&tx, rows, "")?;
+    }
+    for rows in &plan.upserts {
+        insert_rows(&tx, rows, &upsert_tail(&rows.table, &rows.columns))?;
+    }
+    for op in &plan.identity {
+        match op {
+            IdentityOp::SetTraits(rows) => insert_rows(&tx, rows, TRAITS_TAIL)?,
+            IdentityOp::Repoint { from, to } => {
+                for sql in repoint_sql(&plan.profile_tables, from, to) {
+                    tx.execute_batch(&sql)?;
+                }
+            }
+        }
+    }
+    tx.execute_batch(&checkpoint_sql(plan.checkpoint))?;
+    tx.commit()?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), WarehouseError> {
+        let sql = sql.to_owned();
+        self.with(move |conn| Ok(conn.execute_batch(&sql)?)).await
+    }
+
+    async fn query(&mut self, sql: &str) -> Result<Rows, WarehouseError> {
+        let sql = sql.to_owned();
+        self.with(move |conn| Ok(query_rows(conn, &sql)?)).await
+    }
+
+    async fn apply(&mut self, plan: Plan) -> Result<(), WarehouseError> {
+        self.with(move |conn| apply_plan(conn, plan)).await
+    }
+
+    async fn reset(&mut self) -> Result<(), WarehouseError> {
+        self.with(|conn| {
+            let names: Vec<String> = query_rows(
+                conn,
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%'",
+            )?
+            .rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+            let tx = conn.transaction()?;
+            for name in names {
+                tx.execute_batch(&format!(
+                    "DROP TABLE IF EXISTS {}",
+                    crate::dialect::quote(&name)
+                ))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}

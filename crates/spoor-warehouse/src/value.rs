@@ -1,0 +1,257 @@
+//! Column types and cell values: how a JSON value becomes a typed column, and whether a later
+//! value fits the type a column already has.
+//!
+//! A column's type is fixed by the first non-null value seen for it:
+//! - a JSON boolean → `boolean`;
+//! - an integer that fits 64 bits → `integer`;
+//! - any other number that is an exact decimal (up to 38 digits after the point) → `decimal`,
+//!   kept exactly (PostgreSQL `NUMERIC`, SQLite text summed with `decimal_sum`);
+//! - numbers beyond that → `float`;
+//! - a string that is a strict ISO 8601 timestamp → `timestamp`; any other string → `text`;
+//! - arrays (and anything nested inside them) → `text`, as JSON.
+//!
+//! Money properties (`revenue`, `value`, `price`, `total`, ...) are `decimal` whenever their
+//! first value is a number, so an integer first price does not make `19.99` a conflict.
+//!
+//! A later value fits when it can be stored without loss: integers fit `decimal` and `float`
+//! columns, anything fits `text` (numbers and booleans as their JSON text), and nothing else is
+//! converted. A value that does not fit is a type conflict.
+
+use std::fmt;
+
+use serde_json::Value;
+use spoor_spec::{Decimal, Timestamp};
+
+/// The logical type of a warehouse column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColType {
+    /// 64-bit integer.
+    Integer,
+    /// Binary floating point (only numbers that are not exact decimals).
+    Float,
+    /// Exact decimal.
+    Decimal,
+    /// Boolean.
+    Boolean,
+    /// Instant, normalized to UTC with milliseconds.
+    Timestamp,
+    /// Text (also arrays, as JSON).
+    Text,
+}
+
+impl ColType {
+    /// The name stored in `warehouse_columns` and `type_conflicts`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColType::Integer => "integer",
+            ColType::Float => "float",
+            ColType::Decimal => "decimal",
+            ColType::Boolean => "boolean",
+            ColType::Timestamp => "timestamp",
+            ColType::Text => "text",
+        }
+    }
+
+    /// Parses [`ColType::as_str`].
+    pub fn from_name(name: &str) -> Option<ColType> {
+        [
+            ColType::Integer,
+            ColType::Float,
+            ColType::Decimal,
+            ColType::Boolean,
+            ColType::Timestamp,
+            ColType::Text,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for ColType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One typed cell, ready for either backend.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A float (always finite).
+    Float(f64),
+    /// An exact decimal, in plain notation (`19.99`).
+    Decimal(String),
+    /// A boolean.
+    Bool(bool),
+    /// A timestamp as `2024-01-02T03:04:05.678Z`.
+    Timestamp(String),
+    /// Text, without NUL characters.
+    Text(String),
+}
+
+impl Cell {
+    /// The cell as canonical text (the same on both backends), or `None` for NULL.
+    pub fn render(&self) -> Option<String> {
+        match self {
+            Cell::Null => None,
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(f.to_string()),
+            Cell::Decimal(d) | Cell::Timestamp(d) | Cell::Text(d) => Some(d.clone()),
+            Cell::Bool(b) => Some(b.to_string()),
+        }
+    }
+}
+
+/// Properties and traits that are money or quantities of money: `decimal` when numeric.
+const DECIMAL_NAMES: &[&str] = &[
+    "revenue", "value", "price", "total", "subtotal", "tax", "shipping", "discount",
+];
+
+/// Text with NUL characters replaced (PostgreSQL text cannot hold them; both backends store
+/// the same text).
+pub fn clean_text(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The type a first value gives a new column named `column`; `None` for null.
+pub fn infer(column: &str, value: &Value) -> Option<ColType> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(_) => ColType::Boolean,
+        Value::Number(n) => {
+            let decimal_name = DECIMAL_NAMES.contains(&column.trim_start_matches('_'));
+            if decimal_name && Decimal::from_json_number(n).is_ok() {
+                ColType::Decimal
+            } else if n.as_i64().is_some() {
+                ColType::Integer
+            } else if Decimal::from_json_number(n).is_ok() {
+                ColType::Decimal
+            } else if n.to_string().parse::<f64>().is_ok_and(f64::is_finite) {
+                ColType::Float
+            } else {
+                ColType::Text
+            }
+        }
+        Value::String(s) => {
+            if Timestamp::parse(s).is_ok() {
+                ColType::Timestamp
+            } else {
+                ColType::Text
+            }
+        }
+        Value::Array(_) | Value::Object(_) => ColType::Text,
+    })
+}
+
+/// The kind of a value as named in `type_conflicts.actual`.
+pub fn actual_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) => {
+            if n.as_i64().is_some() {
+                "integer"
+            } else if Decimal::from_json_number(n).is_ok() {
+                "decimal"
+            } else {
+                "float"
+            }
+        }
+        Value::String(s) => {
+            if Timestamp::parse(s).is_ok() {
+                "timestamp"
+            } else {
+                "text"
+            }
+        }
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Converts `value` to a cell of type `ty`, or `None` when it does not fit.
+pub fn fit(ty: ColType, value: &Value) -> Option<Cell> {
+    if value.is_null() {
+        return Some(Cell::Null);
+    }
+    match (ty, value) {
+        (ColType::Integer, Value::Number(n)) => n.as_i64().map(Cell::Int),
+        (ColType::Decimal, Value::Number(n)) => Decimal::from_json_number(n)
+            .ok()
+            .map(|d| Cell::Decimal(d.to_string())),
+        (ColType::Float, Value::Number(n)) => n
+            .to_string()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .map(Cell::Float),
+        (ColType::Boolean, Value::Bool(b)) => Some(Cell::Bool(*b)),
+        (ColType::Timestamp, Value::String(s)) => Timestamp::parse(s)
+            .ok()
+            .map(|t| Cell::Timestamp(t.to_string())),
+        (ColType::Text, Value::String(s)) => Some(Cell::Text(clean_text(s))),
+        (ColType::Text, other) => Some(Cell::Text(clean_text(&other.to_string()))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn num(text: &str) -> Value {
+        serde_json::from_str(text).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn first_values_fix_types() {
+        assert_eq!(infer("a", &json!(true)), Some(ColType::Boolean));
+        assert_eq!(infer("a", &num("3")), Some(ColType::Integer));
+        assert_eq!(infer("a", &num("3.10")), Some(ColType::Decimal));
+        assert_eq!(infer("revenue", &num("3")), Some(ColType::Decimal));
+        assert_eq!(infer("a", &num("1e-60")), Some(ColType::Float));
+        assert_eq!(infer("a", &num("1e400")), Some(ColType::Text));
+        assert_eq!(
+            infer("a", &json!("2024-01-02T03:04:05Z")),
+            Some(ColType::Timestamp)
+        );
+        assert_eq!(infer("a", &json!("2024-01-02")), Some(ColType::Text));
+        assert_eq!(infer("a", &json!([1, 2])), Some(ColType::Text));
+        assert_eq!(infer("a", &Value::Null), None);
+    }
+
+    #[test]
+    fn later_values_fit_or_conflict() {
+        assert_eq!(
+            fit(ColType::Decimal, &num("3")),
+            Some(Cell::Decimal("3".into()))
+        );
+        assert_eq!(
+            fit(ColType::Decimal, &num("19.990")),
+            Some(Cell::Decimal("19.990".into()))
+        );
+        assert_eq!(fit(ColType::Integer, &num("3.5")), None);
+        assert_eq!(fit(ColType::Integer, &json!("3")), None);
+        assert_eq!(
+            fit(ColType::Text, &num("3.5")),
+            Some(Cell::Text("3.5".into()))
+        );
+        assert_eq!(
+            fit(ColType::Timestamp, &json!("2024-01-02T04:04:05+01:00")),
+            Some(Cell::Timestamp("2024-01-02T03:04:05.000Z".into()))
+        );
+        assert_eq!(fit(ColType::Timestamp, &json!("soon")), None);
+        assert_eq!(
+            fit(ColType::Text, &json!("a\u{0}b")),
+            Some(Cell::Text("a\u{FFFD}b".into()))
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Golden tests: the fixture stream loaded into SQLite and PostgreSQL gives the expected
+//! tables and reports; loading is idempotent, rebuilds reproduce the tables, batch size does
+//! not matter, revenue sums are exact, and user-user merges obey the setting.
+
+use std::sync::Arc;
+
+use spoor_warehouse::events_db::MemoryLog;
+use spoor_warehouse::reports::{ReportName, ReportParams, run_report};
+use spoor_warehouse::{AnyStore, Loader, LoaderOptions, Store};
+
+use crate::util::*;
+
+async fn golden(store: AnyStore) {
+    let mut loader = load_fixture(store, LoaderOptions::default()).await;
+    let tables = dump(loader.store()).await;
+    check("tables.txt", &tables);
+    let reports = all_reports(loader.store()).await;
+    check("reports.txt", &reports);
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_fixture_matches_expected_tables_and_reports() {
+    golden(sqlite_store()).await;
+}
+
+#[tokio::test]
+async fn postgres_fixture_matches_expected_tables_and_reports() {
+    let Some(url) = postgres_url() else { return };
+    golden(postgres_store(&url).await).await;
+}
+
+async fn idempotent(store: AnyStore) {
+    let mut loader = load_fixture(store, LoaderOptions::default()).await;
+    let first = dump(loader.store()).await;
+    // The same entries again, as a replay would deliver them.
+    let entries = fixture_log().entries().to_vec();
+    let stats = loader.load(&entries).await.expect("load again");
+    assert_eq!(stats.loaded, 0, "nothing is loaded twice: {stats:?}");
+    assert_eq!(stats.duplicates, entries.len() as u64);
+    assert_eq!(dump(loader.store()).await, first);
+    // A rebuild from the log gives the same tables.
+    loader.rebuild(&fixture_log()).await.expect("rebuild");
+    assert_eq!(dump(loader.store()).await, first);
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_loading_twice_and_rebuild_give_the_same_tables() {
+    idempotent(sqlite_store()).await;
+}
+
+#[tokio::test]
+async fn postgres_loading_twice_and_rebuild_give_the_same_tables() {
+    let Some(url) = postgres_url() else { return };
+    idempotent(postgres_store(&url).await).await;
+}
+
+#[tokio::test]
+async fn batch_size_does_not_change_the_result() {
+    let mut whole = load_fixture(sqlite_store(), LoaderOptions::default()).await;
+    let options = LoaderOptions {
+        batch_size: 1,
+        ..LoaderOptions::default()
+    };
+    let mut one_by_one = load_fixture(sqlite_store(), options).await;
+    assert_eq!(dump(whole.store()).await, dump(one_by_one.store()).await);
+}
+
+async fn exact_revenue(store: AnyStore) {
+    let lines: Vec<String> = ["0.1", "0.2", "1e-2", "100"]
+        .iter()
+        .enumerate()
+        .map(|(i, revenue)| {
+            format!(
+                r#"{{"type":"track","messageId":"r{i}","userId":"u","event":"Order Completed","properties":{{"revenue":{revenue}}},"timestamp":"2024-03-01T10:0{i}:00.000Z","receivedAt":"2024-03-01T10:0{i}:00.000Z"}}"#
+            )
+        })
+        .collect();
+    let log = Arc::new(MemoryLog::from_ndjson(&lines.join("\n"), "s"));
+    let mut loader = Loader::open(store, LoaderOptions::default())
+        .await
+        .expect("open");
+    loader.catch_up(&log).await.expect("load");
+    let (_, rows) = run_report(
+        loader.store(),
+        ReportName::Revenue,
+        &ReportParams::default(),
+    )
+    .await
+    .expect("revenue");
+    assert_eq!(
+        rows.rows,
+        vec![vec![
+            Some("2024-03-01".to_owned()),
+            Some("USD".to_owned()),
+            Some("100.31".to_owned()),
+            Some("4".to_owned()),
+        ]]
+    );
+    // And 0.1 + 0.2 alone is exactly 0.3.
+    let params = ReportParams {
+        until: Some(spoor_spec::Timestamp::parse("2024-03-01T10:02:00Z").expect("ts")),
+        ..ReportParams::default()
+    };
+    let (_, rows) = run_report(loader.store(), ReportName::Revenue, &params)
+        .await
+        .expect("revenue");
+    assert_eq!(rows.rows[0][2].as_deref(), Some("0.3"));
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_revenue_sums_are_exact() {
+    exact_revenue(sqlite_store()).await;
+}
+
+#[tokio::test]
+async fn postgres_revenue_sums_are_exact() {
+    let Some(url) = postgres_url() else { return };
+    exact_revenue(postgres_store(&url).await).await;
+}
+
+async fn allowed_merge(store: AnyStore) {
+    let options = LoaderOptions {
+        allow_user_merge: true,
+        ..LoaderOptions::default()
+    };
+    let mut loader = load_fixture(store, options).await;
+    let store = loader.store();
+    let u1 = spoor_warehouse::profile::find_profile(store, "u1")
+        .await
+        .expect("find");
+    let u2 = spoor_warehouse::profile::find_profile(store, "user_id:u2")
+        .await
+        .expect("find");
+    assert!(u1.is_some());
+    assert_eq!(u1, u2, "u1 and u2 are one profile when merges are allowed");
+    let merges = store
+        .query("SELECT allowed FROM identity_merges")
+        .await
+        .expect("merges");
+    assert_eq!(merges.rows.len(), 1);
+    // Every event of both users now carries the kept profile.
+    let rows = store
+        .query("SELECT count(DISTINCT profile_id) FROM tracks WHERE user_id IN ('u1', 'u2')")
+        .await
+        .expect("tracks");
+    assert_eq!(rows.rows[0][0].as_deref(), Some("1"));
+    let profile = u1.unwrap_or_default();
+    let traits = spoor_warehouse::profile::profile_traits(store, &profile)
+        .await
+        .expect("traits");
+    let email = traits
+        .iter()
+        .find(|t| t.name == "email")
+        .map(|t| t.value.clone());
+    // The latest email set on either profile wins.
+    assert_eq!(email, Some(serde_json::json!("grace@work.example")));
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_allowed_user_merge_joins_the_profiles() {
+    allowed_merge(sqlite_store()).await;
+}
+
+#[tokio::test]
+async fn postgres_allowed_user_merge_joins_the_profiles() {
+    let Some(url) = postgres_url() else { return };
+    allowed_merge(postgres_store(&url).await).await;
+}
