@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod net;
+pub mod profiles;
 pub mod server;
 pub mod tracking;
 

@@ -36,6 +36,16 @@ pub struct QueryResult {
 
 /// Runs one read-only SQL statement against the data directory `dir`.
 pub fn run_query(dir: &Path, sql: &str) -> Result<QueryResult, StoreError> {
+    run_query_with(dir, sql, |_| Ok(()))
+}
+
+/// Like [`run_query`], with `setup` run on the connection first (the warehouse adds its SQL
+/// functions, such as `decimal_sum`, this way).
+pub fn run_query_with(
+    dir: &Path,
+    sql: &str,
+    setup: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+) -> Result<QueryResult, StoreError> {
     let events = dir.join(EVENTS_DB);
     if !events.is_file() {
         return Err(StoreError::NotFound {
@@ -49,6 +59,7 @@ pub fn run_query(dir: &Path, sql: &str) -> Result<QueryResult, StoreError> {
         let uri = format!("file:{}?mode=ro", warehouse.display());
         conn.execute("ATTACH DATABASE ?1 AS warehouse", [uri])?;
     }
+    setup(&conn)?;
     let mut stmt = conn.prepare(sql).map_err(|err| StoreError::Invalid {
         field: "SQL",
         rule: err.to_string(),

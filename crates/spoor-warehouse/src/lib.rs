@@ -11,11 +11,11 @@
 //! - [`dialect`]: every SQL difference between the two backends.
 //! - [`reports`]: the BI reports, one query per dialect each.
 //! - [`profile`]: reading one profile (ids, traits, groups, events).
-//! - [`events_db`]: [`LogSource`](spoor_store::LogSource)s over `events.db` and in memory.
+//! - [`memory_log`]: an in-memory [`LogSource`](spoor_store::LogSource).
 
 pub mod dialect;
 pub mod dump;
-pub mod events_db;
+pub mod memory_log;
 pub mod identity;
 pub mod loader;
 pub mod naming;

@@ -282,13 +282,18 @@ impl<S: Store> Loader<S> {
         }
     }
 
+    /// Drops every warehouse table and creates the empty ones again (checkpoint 0).
+    pub async fn reset(&mut self) -> Result<(), WarehouseError> {
+        self.store.reset().await?;
+        self.init().await
+    }
+
     /// Drops every warehouse table and loads the whole log again.
     pub async fn rebuild<L>(&mut self, log: &Arc<L>) -> Result<LoadStats, WarehouseError>
     where
         L: LogSource + 'static,
     {
-        self.store.reset().await?;
-        self.init().await?;
+        self.reset().await?;
         self.catch_up(log).await
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::{Map, Value};
-use spoor_store::{Cell, StoreError};
+use spoor_store::{Cell, QueryResult, StoreError};
 
 use crate::Global;
 use crate::exit::{self, Exit};
@@ -47,6 +47,10 @@ pub struct QueryArgs {
     /// Output format [default: table, or json with --json].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Query a PostgreSQL warehouse (`spoor serve --warehouse URL`) instead of the data
+    /// directory, in a read-only transaction. Values come back as PostgreSQL's text.
+    #[arg(long, env = "SPOOR_WAREHOUSE", value_name = "URL")]
+    pub warehouse: Option<String>,
 }
 
 fn text(cell: &Cell, null: &str) -> String {
@@ -78,9 +82,23 @@ pub async fn run(args: QueryArgs, global: &Global) -> anyhow::Result<ExitCode> {
     } else {
         Format::Table
     });
+    if let Some(url) = &args.warehouse {
+        let rows = crate::cmd::warehouse::query_postgres(url, &args.sql).await?;
+        let result = QueryResult {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(|c| c.map_or(Cell::Null, Cell::Text)).collect())
+                .collect(),
+        };
+        return print_result(&result, format);
+    }
     let data = args.data.clone();
     let sql = args.sql.clone();
-    let result = tokio::task::spawn_blocking(move || spoor_store::run_query(&data, &sql))
+    let result = tokio::task::spawn_blocking(move || {
+        spoor_store::run_query_with(&data, &sql, spoor_warehouse::sqlite::register_functions)
+    })
         .await?
         .map_err(|err| match err {
             StoreError::NotFound { .. } => Exit::not_found(format!(
@@ -90,6 +108,10 @@ pub async fn run(args: QueryArgs, global: &Global) -> anyhow::Result<ExitCode> {
             StoreError::Invalid { .. } => Exit::bad_input(err.to_string()),
             other => anyhow::Error::new(other),
         })?;
+    print_result(&result, format)
+}
+
+fn print_result(result: &QueryResult, format: Format) -> anyhow::Result<ExitCode> {
     match format {
         Format::Json => {
             let rows = result

@@ -100,6 +100,14 @@ pub struct ServeArgs {
     /// Megabytes of request bodies held in memory at once; more requests wait [default: 32].
     #[arg(long, env = "SPOOR_BODY_MEMORY_MB", value_name = "MB")]
     pub body_memory_mb: Option<usize>,
+    /// Load the warehouse into PostgreSQL instead of DIR/warehouse.db, like
+    /// postgres://user@host/db (add ?schema=NAME for another schema than `spoor`).
+    #[arg(long, env = "SPOOR_WAREHOUSE", value_name = "URL")]
+    pub warehouse: Option<String>,
+    /// Merge profiles even when a message links two different known user ids (such merges
+    /// are always recorded in identity_merges; refused by default).
+    #[arg(long, env = "SPOOR_ALLOW_USER_MERGE")]
+    pub allow_user_merge: bool,
 }
 
 /// The keys of `spoor.toml`. Unknown keys are an error.
@@ -299,6 +307,7 @@ fn print_first_run(first: &FirstRun, url: &str, data: &Path, global: &Global) {
 
 /// Runs `spoor serve`.
 pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
+    let (warehouse, allow_user_merge) = (args.warehouse.clone(), args.allow_user_merge);
     let settings = settings(args)?;
     init_logging(settings.log_format);
     let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
@@ -345,7 +354,18 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         settings.server,
         spoor_collector::system_clock(),
     );
-    let router = spoor_collector::router(state.clone());
+    let loader = match settings.store {
+        StoreKind::Sqlite => Some(
+            crate::cmd::warehouse::start_loader(&settings.data, warehouse.clone(), allow_user_merge)
+                .await?,
+        ),
+        StoreKind::Null => None,
+    };
+    let warehouse_location =
+        crate::cmd::warehouse::serve_location(&settings.data, warehouse.as_deref());
+    let router = spoor_collector::router(state.clone()).merge(
+        spoor_collector::profiles::routes(state.clone(), warehouse_location),
+    );
     let shutdown = shutdown_signal()?;
     if global.json {
         crate::output::print_json(&serde_json::json!({"listening": bound.to_string(), "url": url}));
@@ -362,6 +382,9 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     spoor_collector::server::serve(listener, state, router, shutdown).await?;
     tracing::info!("no longer accepting; committing what is queued");
     log.close().await.context("cannot close the message log")?;
+    if let Some(loader) = loader {
+        loader.stop().await;
+    }
     tracing::info!("stopped cleanly");
     Ok(crate::exit::SUCCESS)
 }

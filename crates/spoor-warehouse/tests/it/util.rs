@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use spoor_warehouse::dump::{dump_all, render_rows};
-use spoor_warehouse::events_db::MemoryLog;
+use spoor_warehouse::memory_log::MemoryLog;
 use spoor_warehouse::reports::{ReportName, ReportParams, run_report};
 use spoor_warehouse::sqlite::SqliteStore;
 use spoor_warehouse::{AnyStore, Loader, LoaderOptions, Store};
