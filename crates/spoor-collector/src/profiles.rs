@@ -26,8 +26,8 @@ use spoor_warehouse::profile::{
 use spoor_warehouse::{AnyStore, WarehouseError};
 use tokio::sync::Mutex;
 
-use crate::api::{ApiError, authorize};
 use crate::AppState;
+use crate::api::{ApiError, authorize};
 
 /// Where the warehouse is: a SQLite file path or a `postgres://` URL.
 #[derive(Clone)]
@@ -47,7 +47,10 @@ pub fn routes(app: AppState, warehouse_location: String) -> Router {
     Router::new()
         .route("/api/profiles/{external_id}/traits", get(traits))
         .route("/api/profiles/{external_id}/events", get(events))
-        .route("/api/profiles/{external_id}/external_ids", get(external_ids))
+        .route(
+            "/api/profiles/{external_id}/external_ids",
+            get(external_ids),
+        )
         .with_state(state)
 }
 
@@ -63,7 +66,11 @@ async fn with_store<T>(
 ) -> Result<T, ApiError> {
     let mut guard = state.store.lock().await;
     if guard.is_none() {
-        *guard = Some(AnyStore::open(&state.location).await.map_err(warehouse_error)?);
+        *guard = Some(
+            AnyStore::open(&state.location)
+                .await
+                .map_err(warehouse_error)?,
+        );
     }
     let Some(store) = guard.as_mut() else {
         return Err(ApiError::internal(&"the warehouse is not open"));
@@ -82,9 +89,7 @@ async fn profile_of(state: &ProfilesState, external_id: &str) -> Result<String, 
         _ => {
             return Err(ApiError::validation(
                 "external_id",
-                format!(
-                    "{external_id:?}: write the id as user_id:ID or anonymous_id:ID"
-                ),
+                format!("{external_id:?}: write the id as user_id:ID or anonymous_id:ID"),
             ));
         }
     }
@@ -111,8 +116,10 @@ async fn traits(
     let result = async {
         authorize(&state.app, &headers, Role::Member).await?;
         let profile = profile_of(&state, &external_id).await?;
-        let mut traits =
-            with_store(&state, async move |store| profile_traits(store, &profile).await).await?;
+        let mut traits = with_store(&state, async move |store| {
+            profile_traits(store, &profile).await
+        })
+        .await?;
         if let Some(include) = query.get("include") {
             let wanted: Vec<&str> = include.split(',').map(str::trim).collect();
             traits.retain(|t| wanted.contains(&t.name.as_str()));
@@ -185,9 +192,10 @@ async fn external_ids(
     let result = async {
         authorize(&state.app, &headers, Role::Member).await?;
         let profile_id = profile_of(&state, &external_id).await?;
-        let profile =
-            with_store(&state, async move |store| load_profile(store, &profile_id, 0).await)
-                .await?;
+        let profile = with_store(&state, async move |store| {
+            load_profile(store, &profile_id, 0).await
+        })
+        .await?;
         let url = format!("/api/profiles/{external_id}/external_ids");
         Ok::<_, ApiError>(axum::Json(json!({
             "data": profile.ids.iter().map(|i| json!({

@@ -15,9 +15,9 @@
 
 pub mod dialect;
 pub mod dump;
-pub mod memory_log;
 pub mod identity;
 pub mod loader;
+pub mod memory_log;
 pub mod naming;
 pub mod plan;
 pub mod postgres;

@@ -89,7 +89,11 @@ pub async fn run(args: QueryArgs, global: &Global) -> anyhow::Result<ExitCode> {
             rows: rows
                 .rows
                 .into_iter()
-                .map(|r| r.into_iter().map(|c| c.map_or(Cell::Null, Cell::Text)).collect())
+                .map(|r| {
+                    r.into_iter()
+                        .map(|c| c.map_or(Cell::Null, Cell::Text))
+                        .collect()
+                })
                 .collect(),
         };
         return print_result(&result, format);
@@ -99,15 +103,15 @@ pub async fn run(args: QueryArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let result = tokio::task::spawn_blocking(move || {
         spoor_store::run_query_with(&data, &sql, spoor_warehouse::sqlite::register_functions)
     })
-        .await?
-        .map_err(|err| match err {
-            StoreError::NotFound { .. } => Exit::not_found(format!(
-                "{err}: no collector data there yet (start one with `spoor serve --data {}`)",
-                args.data.display()
-            )),
-            StoreError::Invalid { .. } => Exit::bad_input(err.to_string()),
-            other => anyhow::Error::new(other),
-        })?;
+    .await?
+    .map_err(|err| match err {
+        StoreError::NotFound { .. } => Exit::not_found(format!(
+            "{err}: no collector data there yet (start one with `spoor serve --data {}`)",
+            args.data.display()
+        )),
+        StoreError::Invalid { .. } => Exit::bad_input(err.to_string()),
+        other => anyhow::Error::new(other),
+    })?;
     print_result(&result, format)
 }
 

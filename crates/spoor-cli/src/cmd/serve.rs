@@ -356,8 +356,12 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     );
     let loader = match settings.store {
         StoreKind::Sqlite => Some(
-            crate::cmd::warehouse::start_loader(&settings.data, warehouse.clone(), allow_user_merge)
-                .await?,
+            crate::cmd::warehouse::start_loader(
+                &settings.data,
+                warehouse.clone(),
+                allow_user_merge,
+            )
+            .await?,
         ),
         StoreKind::Null => None,
     };

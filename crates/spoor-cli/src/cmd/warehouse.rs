@@ -13,9 +13,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 use spoor_store::{EventReader, LogSource, MetaStore};
 use spoor_warehouse::profile::{find_profile, load_profile};
-use spoor_warehouse::reports::{
-    ReportName, ReportParams, parse_bound, parse_window, rows_json,
-};
+use spoor_warehouse::reports::{ReportName, ReportParams, parse_bound, parse_window, rows_json};
 use spoor_warehouse::sqlite::SqliteStore;
 use spoor_warehouse::{AnyStore, LoadStats, Loader, LoaderOptions, WarehouseError};
 
@@ -77,10 +75,9 @@ impl Location {
                 std::fs::create_dir_all(&self.data)
                     .with_context(|| format!("cannot create {}", self.data.display()))?;
                 let path = self.sqlite_path();
-                Ok(AnyStore::Sqlite(
-                    SqliteStore::open(&path)
-                        .with_context(|| format!("cannot open {}", path.display()))?,
-                ))
+                Ok(AnyStore::Sqlite(SqliteStore::open(&path).with_context(
+                    || format!("cannot open {}", path.display()),
+                )?))
             }
         }
     }
@@ -264,7 +261,10 @@ pub struct LoadArgs {
 /// Runs `spoor profile`.
 pub async fn run_profile(args: ProfileArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let mut store = args.location.open_for_reading().await?;
-    let Some(profile_id) = find_profile(&mut store, &args.id).await.map_err(user_error)? else {
+    let Some(profile_id) = find_profile(&mut store, &args.id)
+        .await
+        .map_err(user_error)?
+    else {
         return Err(Exit::not_found(format!(
             "no profile has the id {:?} (as a user id or an anonymous id)",
             args.id

@@ -9,3 +9,4 @@ mod crash;
 mod official_libs;
 mod tidy;
 mod util;
+mod warehouse;
