@@ -367,9 +367,10 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let warehouse_location =
         crate::cmd::warehouse::serve_location(&settings.data, warehouse.as_deref());
-    let router = spoor_collector::router(state.clone()).merge(
-        spoor_collector::profiles::routes(state.clone(), warehouse_location),
-    );
+    let router = spoor_collector::router(state.clone()).merge(spoor_collector::profiles::routes(
+        state.clone(),
+        warehouse_location,
+    ));
     let shutdown = shutdown_signal()?;
     if global.json {
         crate::output::print_json(&serde_json::json!({"listening": bound.to_string(), "url": url}));
