@@ -67,7 +67,8 @@ fn pipeline(c: &mut Criterion) {
         "batch: {} bytes, 100 track events of {item_size} bytes on average",
         bytes.len()
     );
-    let received_at = Timestamp::parse("2024-05-01T12:00:00.789Z").unwrap_or(Timestamp::from_unix_millis(0));
+    let received_at =
+        Timestamp::parse("2024-05-01T12:00:00.789Z").unwrap_or(Timestamp::from_unix_millis(0));
 
     let mut group = c.benchmark_group("batch_100_track");
     group.throughput(Throughput::Elements(100));
