@@ -67,6 +67,7 @@ struct Queued {
 #[derive(Debug)]
 enum Command {
     Message(Queued),
+    Messages(Vec<Queued>),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -175,6 +176,58 @@ impl Client {
         }
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         Ok(id)
+    }
+
+    /// Validates and queues many messages as one queue entry, so the worker wakes once for
+    /// all of them: the fast path for bulk senders. Returns one result per message, in
+    /// order; invalid messages are refused one by one, the valid ones are queued together.
+    /// The queue's capacity counts entries, so one call takes one slot; with
+    /// [`FullPolicy::Fail`] a full queue fails every valid message of the call.
+    pub async fn enqueue_many(
+        &self,
+        messages: Vec<(Message, u64)>,
+    ) -> Vec<Result<String, ClientError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        let mut queued = Vec::with_capacity(messages.len());
+        for (message, tag) in messages {
+            match self.prepare(message, tag) {
+                Ok(item) => {
+                    results.push(Ok(item.id.clone()));
+                    queued.push(item);
+                }
+                Err(err) => results.push(Err(err)),
+            }
+        }
+        if queued.is_empty() {
+            return results;
+        }
+        let count = queued.len() as u64;
+        let command = Command::Messages(queued);
+        let sent = match self.when_full {
+            FullPolicy::Wait => self.tx.send(command).await.map_err(|_| ClientError::Closed),
+            FullPolicy::Fail => self.tx.try_send(command).map_err(|err| match err {
+                mpsc::error::TrySendError::Full(_) => ClientError::QueueFull {
+                    capacity: self.capacity,
+                },
+                mpsc::error::TrySendError::Closed(_) => ClientError::Closed,
+            }),
+        };
+        match sent {
+            Ok(()) => {
+                self.counters.queued.fetch_add(count, Ordering::Relaxed);
+            }
+            Err(err) => {
+                for result in results.iter_mut().filter(|r| r.is_ok()) {
+                    *result = Err(match &err {
+                        ClientError::QueueFull { capacity } => ClientError::QueueFull {
+                            capacity: *capacity,
+                        },
+                        _ => ClientError::Closed,
+                    });
+                }
+            }
+        }
+        results
     }
 
     /// Validates a message and completes it for sending: messageId, `context.library`, and
@@ -311,22 +364,11 @@ impl Worker {
                 }
                 command = rx.recv() => match command {
                     Some(Command::Message(queued)) => {
-                        let needed = batch.body.len() + 1 + queued.json.len() + suffix_len;
-                        if !batch.is_empty() && needed > self.max_request_bytes {
-                            deadline = None;
-                            self.dispatch(&mut batch, &mut in_flight).await;
-                        }
-                        if !batch.is_empty() {
-                            batch.body.push(b',');
-                        }
-                        batch.body.extend_from_slice(&queued.json);
-                        batch.ids.push((queued.id, queued.tag));
-                        if batch.ids.len() == 1 {
-                            deadline = Some(Instant::now() + self.flush_interval);
-                        }
-                        if batch.ids.len() >= self.batch_size {
-                            deadline = None;
-                            self.dispatch(&mut batch, &mut in_flight).await;
+                        self.accept(queued, suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
+                    }
+                    Some(Command::Messages(items)) => {
+                        for queued in items {
+                            self.accept(queued, suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
                         }
                     }
                     Some(Command::Flush(done)) => {
@@ -349,6 +391,35 @@ impl Worker {
                     }
                 },
             }
+        }
+    }
+
+    /// Adds one message to the batch, sending the batch first when the message would not
+    /// fit, and after it when the batch is full.
+    async fn accept(
+        self: &Arc<Self>,
+        queued: Queued,
+        suffix_len: usize,
+        batch: &mut Batch,
+        deadline: &mut Option<Instant>,
+        in_flight: &mut JoinSet<()>,
+    ) {
+        let needed = batch.body.len() + 1 + queued.json.len() + suffix_len;
+        if !batch.is_empty() && needed > self.max_request_bytes {
+            *deadline = None;
+            self.dispatch(batch, in_flight).await;
+        }
+        if !batch.is_empty() {
+            batch.body.push(b',');
+        }
+        batch.body.extend_from_slice(&queued.json);
+        batch.ids.push((queued.id, queued.tag));
+        if batch.ids.len() == 1 {
+            *deadline = Some(Instant::now() + self.flush_interval);
+        }
+        if batch.ids.len() >= self.batch_size {
+            *deadline = None;
+            self.dispatch(batch, in_flight).await;
         }
     }
 

@@ -18,6 +18,12 @@ use crate::cmd::connection_store::{ConnectionFlag, resolve};
 use crate::exit::{self, Exit};
 use crate::output::print_json;
 
+/// Lines queued together (one queue entry, one wake-up of the worker).
+const CHUNK: usize = 256;
+
+/// Queue entries (chunks) waiting for the worker: at most 64 x 256 messages in memory.
+const QUEUED_CHUNKS: usize = 64;
+
 /// Failures kept in detail; the rest are only counted.
 const KEPT_ERRORS: usize = 1_000;
 
@@ -97,6 +103,7 @@ pub async fn run_batch(args: BatchArgs, global: &Global) -> anyhow::Result<ExitC
     config.concurrency = args.concurrency.max(1);
     config.gzip = args.gzip;
     config.max_retries = args.max_retries;
+    config.queue_capacity = QUEUED_CHUNKS;
     config.on_delivery = Some(Arc::new(move |delivery| {
         let (reason, kind) = match delivery.outcome {
             Outcome::Delivered { .. } => return,
@@ -202,6 +209,7 @@ fn read_lines(
     progress: Option<&indicatif::ProgressBar>,
 ) -> anyhow::Result<(u64, u64)> {
     let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = Vec::with_capacity(CHUNK);
     let (mut line_no, mut lines, mut invalid, mut bytes) = (0u64, 0u64, 0u64, 0u64);
     loop {
         buffer.clear();
@@ -223,25 +231,55 @@ fn read_lines(
             continue;
         }
         lines += 1;
-        let reason = match Message::from_slice(text, None) {
+        match Message::from_slice(text, None) {
+            Ok(message) => {
+                chunk.push((message, line_no));
+                if chunk.len() == CHUNK {
+                    invalid += enqueue_chunk(client, handle, &mut chunk, failures)?;
+                }
+            }
+            Err(err) => {
+                invalid += 1;
+                if let Ok(mut failures) = failures.lock() {
+                    failures.push(line_no, err.to_string(), "invalid");
+                }
+            }
+        }
+    }
+    invalid += enqueue_chunk(client, handle, &mut chunk, failures)?;
+    Ok((lines, invalid))
+}
+
+/// Queues a chunk of parsed lines in one go; returns how many were invalid.
+fn enqueue_chunk(
+    client: &Client,
+    handle: &tokio::runtime::Handle,
+    chunk: &mut Vec<(Message, u64)>,
+    failures: &Mutex<Failures>,
+) -> anyhow::Result<u64> {
+    if chunk.is_empty() {
+        return Ok(0);
+    }
+    let tags: Vec<u64> = chunk.iter().map(|(_, tag)| *tag).collect();
+    let results = handle.block_on(client.enqueue_many(std::mem::take(chunk)));
+    let mut invalid = 0;
+    for (tag, result) in tags.into_iter().zip(results) {
+        let reason = match result {
+            Ok(_) => continue,
+            Err(ClientError::Invalid { problems }) => problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(ClientError::Closed) => anyhow::bail!("the client closed while reading"),
             Err(err) => err.to_string(),
-            Ok(message) => match handle.block_on(client.enqueue_tagged(message, line_no)) {
-                Ok(_) => continue,
-                Err(ClientError::Invalid { problems }) => problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                Err(ClientError::Closed) => anyhow::bail!("the client closed while reading"),
-                Err(err) => err.to_string(),
-            },
         };
         invalid += 1;
         if let Ok(mut failures) = failures.lock() {
-            failures.push(line_no, reason, "invalid");
+            failures.push(tag, reason, "invalid");
         }
     }
-    Ok((lines, invalid))
+    Ok(invalid)
 }
 
 fn progress_bar(total_bytes: Option<u64>) -> Option<indicatif::ProgressBar> {

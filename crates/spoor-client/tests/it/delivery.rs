@@ -418,3 +418,29 @@ async fn blocking_client_refuses_to_run_inside_a_runtime() {
         Err(ClientError::InsideRuntime)
     ));
 }
+
+#[tokio::test]
+async fn enqueue_many_refuses_the_invalid_and_delivers_the_rest() {
+    let server = FaultServer::start(vec![Fault::DropAfterAccept]);
+    let (mut config, deliveries) = config(&server);
+    config.batch_size = 7;
+    let client = Client::new(config).expect("client");
+    let mut chunk: Vec<(Message, u64)> = (0..20).map(|n| (track(n), n as u64)).collect();
+    chunk[5].0 =
+        Message::from_value(json!({"type": "track", "event": "no ids"}), None).expect("parse");
+    let results = client.enqueue_many(chunk).await;
+    assert_eq!(results.len(), 20);
+    assert!(matches!(&results[5], Err(ClientError::Invalid { .. })));
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 19);
+    client.close().await;
+    assert_eq!(client.stats().queued, 19);
+    assert_eq!(server.lock().stored.len(), 19);
+    let mut tags: Vec<u64> = deliveries
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|d| d.tag)
+        .collect();
+    tags.sort_unstable();
+    assert_eq!(tags, (0..20).filter(|n| *n != 5).collect::<Vec<u64>>());
+}
