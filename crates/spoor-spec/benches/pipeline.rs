@@ -2,6 +2,8 @@
 //! bytes each, as a browser library sends them (full context per event, batch-level sentAt).
 //!
 //! - `serde_json_value`: the baseline, `serde_json::from_slice::<Value>` of the same bytes.
+//! - `spoor_parse_merge`: `Batch::from_slice` and `Batch::into_messages` only, to show what
+//!   validation and normalization add.
 //! - `spoor_pipeline`: `Batch::from_slice`, the merge of batch-level fields into each item,
 //!   `Message::from_value`, `validate` and `normalize`.
 //!
@@ -76,6 +78,18 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             let value: Value = serde_json::from_slice(black_box(&bytes)).unwrap_or(Value::Null);
             black_box(value)
+        })
+    });
+    group.bench_function("spoor_parse_merge", |b| {
+        b.iter(|| {
+            let batch = match Batch::from_slice(black_box(&bytes)) {
+                Ok(batch) => batch,
+                Err(_) => return 0,
+            };
+            let messages = batch.into_messages();
+            let count = messages.iter().filter(|m| m.is_ok()).count();
+            black_box(messages);
+            count
         })
     });
     group.bench_function("spoor_pipeline", |b| {

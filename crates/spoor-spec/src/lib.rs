@@ -36,8 +36,11 @@ pub use custom::{CustomFields, FieldSet, ReservedNameError};
 pub use decimal::Decimal;
 pub use message::{Message, MessageType, ParseError};
 pub use normalize::{NormalizeCtx, normalize};
+pub use reserved::{
+    Context, GroupTraits, IdentifyTraits, PageProperties, ScreenProperties, TrackProperties,
+};
 pub use time::Timestamp;
-pub use validate::{Code, Problem, Report, Severity, validate};
+pub use validate::{Code, Problem, Report, Severity, validate, validate_envelope};
 
 /// JSON values as this crate sees them. Numbers keep their exact text (`arbitrary_precision`)
 /// and objects keep their key order (`preserve_order`).

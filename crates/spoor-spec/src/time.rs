@@ -78,23 +78,38 @@ impl Timestamp {
     }
 }
 
-impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with milliseconds: `2024-01-02T03:04:05.678Z`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// RFC 3339 in UTC with milliseconds, as bytes: `2024-01-02T03:04:05.678Z`. Years
+    /// outside 0..=9999 cannot occur (the range of an `i64` of nanoseconds is 1677 to 2262).
+    fn rfc3339_millis(self) -> [u8; 24] {
         let millis = self.unix_millis();
         let days = millis.div_euclid(86_400_000);
         let ms_of_day = millis.rem_euclid(86_400_000);
         let (year, month, day) = civil_from_days(days);
-        let (h, m, s, ms) = (
-            ms_of_day / 3_600_000,
-            (ms_of_day / 60_000) % 60,
-            (ms_of_day / 1000) % 60,
-            ms_of_day % 1000,
-        );
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z"
-        )
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year.clamp(0, 9999));
+        put(5, 2, i64::from(month));
+        put(8, 2, i64::from(day));
+        put(11, 2, ms_of_day / 3_600_000);
+        put(14, 2, (ms_of_day / 60_000) % 60);
+        put(17, 2, (ms_of_day / 1000) % 60);
+        put(20, 3, ms_of_day % 1000);
+        out
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with milliseconds: `2024-01-02T03:04:05.678Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.rfc3339_millis();
+        // Only ASCII digits and punctuation were written.
+        f.write_str(std::str::from_utf8(&bytes).unwrap_or("0000-00-00T00:00:00.000Z"))
     }
 }
 

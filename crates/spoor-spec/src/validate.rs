@@ -171,6 +171,18 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// The same report with every path under `prefix` (see [`Problem::prefixed`]), e.g.
+    /// `batch[3]` for the fourth item of a batch.
+    pub fn prefixed(self, prefix: &str) -> Report {
+        Report {
+            problems: self
+                .problems
+                .into_iter()
+                .map(|p| p.prefixed(prefix))
+                .collect(),
+        }
+    }
 }
 
 /// One step of a JSON path.

@@ -138,3 +138,84 @@ fn revenue_stays_exact_and_names_are_filled() {
         assert_eq!(traits.name(), Some(want));
     }
 }
+
+/// The keys of every object in a value, as sorted dotted paths (values ignored).
+fn shape(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                let path = format!("{prefix}.{key}");
+                out.push(path.clone());
+                shape(inner, &path, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                shape(item, &format!("{prefix}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn shape_of(bytes: &[u8]) -> Vec<String> {
+    let value: Value = serde_json::from_slice(bytes).expect("JSON");
+    let mut out = Vec::new();
+    shape(&value, "", &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Captures afresh from the installed official libraries (the scripts under
+/// `tests/fixtures/capture/`) and checks that what they send today validates clean and has
+/// the committed fixtures' shape. Needs SPOOR_TEST_PYTHON (a python with
+/// segment-analytics-python) and SPOOR_TEST_NODE_MODULES (with @segment/analytics-node),
+/// which `.ci/run` sets.
+#[test]
+fn live_capture_matches_the_fixtures() {
+    let (Ok(python), Ok(node_modules)) = (
+        std::env::var("SPOOR_TEST_PYTHON"),
+        std::env::var("SPOOR_TEST_NODE_MODULES"),
+    ) else {
+        eprintln!("skipped: SPOOR_TEST_PYTHON or SPOOR_TEST_NODE_MODULES not set");
+        return;
+    };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let out = std::env::temp_dir().join(format!(
+        "spoor-spec-capture-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let status = std::process::Command::new("bash")
+        .arg(fixtures.join("capture/capture.sh"))
+        .arg(&python)
+        .arg(&node_modules)
+        .arg(&out)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "capture.sh failed: {status}");
+    for library in LIBRARIES {
+        for call in CALLS {
+            for name in [call.to_owned(), format!("batch-{call}")] {
+                let live_path = out.join(library).join(format!("{name}.json"));
+                let live =
+                    fs::read(&live_path).unwrap_or_else(|e| panic!("{}: {e}", live_path.display()));
+                let (_, committed) = fixture(library, &name);
+                assert_eq!(shape_of(&live), shape_of(&committed), "{library}/{name}");
+            }
+            let live = fs::read(out.join(library).join(format!("{call}.json"))).expect("item");
+            let message = Message::from_slice(&live, None).expect("live item parses");
+            let report = validate(&message);
+            assert!(
+                report.is_clean(),
+                "{library}/{call} live: {:?}",
+                report.problems
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&out);
+}

@@ -751,3 +751,19 @@ fn batch_envelope_fields_are_checked() {
     .expect("a batch");
     assert!(validate_envelope(&good).is_clean());
 }
+
+#[test]
+fn reports_prefix_their_paths_for_batch_items() {
+    let report = validate(&msg(r#"{"type":"group","groupId":""}"#)).prefixed("batch[3]");
+    let paths: Vec<&str> = report.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["batch[3].userId", "batch[3].groupId"]);
+    let whole = message_size_problem(40_000)
+        .expect("too large")
+        .prefixed("batch[0]");
+    assert_eq!(whole.path, "batch[0]");
+    let quoted = validate(&msg(
+        r#"{"type":"identify","userId":"u","integrations":{"a.b":1}}"#,
+    ))
+    .prefixed("batch[1]");
+    assert_eq!(quoted.problems[0].path, r#"batch[1].integrations["a.b"]"#);
+}
