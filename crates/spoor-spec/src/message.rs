@@ -278,6 +278,36 @@ impl Message {
         self.str_field("timestamp")
     }
 
+    /// `sentAt`, when a string.
+    pub fn sent_at(&self) -> Option<&str> {
+        self.str_field("sentAt")
+    }
+
+    /// `originalTimestamp`, when a string (set by [`crate::normalize`]).
+    pub fn original_timestamp(&self) -> Option<&str> {
+        self.str_field("originalTimestamp")
+    }
+
+    /// `category` (page and screen), when a string.
+    pub fn category(&self) -> Option<&str> {
+        self.str_field("category")
+    }
+
+    /// `channel` (`server`, `browser`, `mobile`), when a string.
+    pub fn channel(&self) -> Option<&str> {
+        self.str_field("channel")
+    }
+
+    /// `version`, as sent (Segment shows `2` on processed events).
+    pub fn version(&self) -> Option<&Value> {
+        self.body.get("version").filter(|v| !v.is_null())
+    }
+
+    /// `integrations`.
+    pub fn integrations(&self) -> Option<&Map<String, Value>> {
+        self.object("integrations")
+    }
+
     /// `receivedAt`, when a string (set by [`crate::normalize`]).
     pub fn received_at(&self) -> Option<&str> {
         self.str_field("receivedAt")

@@ -100,3 +100,46 @@ fn envelope_round_trips() {
     let item = batch.into_messages().remove(0).expect("parses");
     assert!(item.body().get("context").is_none());
 }
+
+#[test]
+fn message_accessors_read_the_common_fields() {
+    let message = spoor_spec::Message::from_value(
+        json(
+            r#"{"type":"page","userId":"u","anonymousId":"a","messageId":"m","name":"Home","category":"Docs","timestamp":"t","sentAt":"s","originalTimestamp":"o","receivedAt":"r","channel":"browser","version":2,"context":{},"integrations":{"All":true},"properties":{}}"#,
+        ),
+        None,
+    )
+    .expect("parses");
+    assert_eq!(
+        (
+            message.user_id(),
+            message.anonymous_id(),
+            message.message_id(),
+            message.name(),
+            message.category()
+        ),
+        (Some("u"), Some("a"), Some("m"), Some("Home"), Some("Docs"))
+    );
+    assert_eq!(
+        (
+            message.timestamp(),
+            message.sent_at(),
+            message.original_timestamp(),
+            message.received_at(),
+            message.channel()
+        ),
+        (Some("t"), Some("s"), Some("o"), Some("r"), Some("browser"))
+    );
+    assert_eq!(message.version(), Some(&json("2")));
+    assert!(message.context().is_some() && message.properties().is_some());
+    assert_eq!(message.integrations().map(|i| i.len()), Some(1));
+    assert_eq!(
+        (
+            message.event(),
+            message.group_id(),
+            message.previous_id(),
+            message.traits()
+        ),
+        (None, None, None, None)
+    );
+}
