@@ -143,7 +143,9 @@ impl fmt::Display for Problem {
 /// All problems of one message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Every problem found, errors and warnings, in field order.
+    /// Every problem found, errors and warnings, in a fixed order: identity, then the
+    /// type's own fields (event, groupId, name), then the common fields (messageId,
+    /// timestamps, channel, context, integrations), then traits or properties in key order.
     pub problems: Vec<Problem>,
 }
 
