@@ -129,3 +129,76 @@ fn the_spec_crate_has_no_io_dependencies() {
         }
     }
 }
+
+#[test]
+fn the_spec_crate_has_no_io_dependencies_even_transitively() {
+    let lock_path = workspace_root().join("Cargo.lock");
+    let text = fs::read_to_string(&lock_path).expect("Cargo.lock");
+    let lock: toml::Table = text.parse().expect("valid TOML");
+    let packages = lock
+        .get("package")
+        .and_then(toml::Value::as_array)
+        .expect("[[package]] entries");
+    // A dependency is written "name" or "name version" in Cargo.lock; names suffice here.
+    let deps_of = |name: &str| -> Vec<String> {
+        packages
+            .iter()
+            .filter_map(toml::Value::as_table)
+            .filter(|p| p.get("name").and_then(toml::Value::as_str) == Some(name))
+            .flat_map(|p| {
+                p.get("dependencies")
+                    .and_then(toml::Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|d| {
+                d.as_str()
+                    .map(|s| s.split(' ').next().unwrap_or(s).to_owned())
+            })
+            .collect()
+    };
+    let forbidden = [
+        "tokio",
+        "axum",
+        "hyper",
+        "reqwest",
+        "rusqlite",
+        "tokio-postgres",
+        "mio",
+    ];
+    let mut seen: Vec<String> = Vec::new();
+    // Start from the normal dependencies: dev-dependencies (proptest, criterion) are not
+    // part of the library.
+    let manifest: toml::Table =
+        fs::read_to_string(workspace_root().join("crates/spoor-spec/Cargo.toml"))
+            .expect("spoor-spec manifest")
+            .parse()
+            .expect("valid TOML");
+    let mut stack: Vec<(String, String)> = manifest
+        .get("dependencies")
+        .and_then(toml::Value::as_table)
+        .map(|deps| {
+            deps.keys()
+                .map(|name| (name.clone(), format!("spoor-spec -> {name}")))
+                .collect()
+        })
+        .unwrap_or_default();
+    while let Some((name, chain)) = stack.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        assert!(
+            !forbidden.contains(&name.as_str()),
+            "spoor-spec depends on {name} through {chain}: the Spec crate does no IO"
+        );
+        for dep in deps_of(&name) {
+            let next_chain = format!("{chain} -> {dep}");
+            stack.push((dep, next_chain));
+        }
+        seen.push(name);
+    }
+    assert!(
+        seen.iter().any(|n| n == "serde_json"),
+        "the walk found serde_json: {seen:?}"
+    );
+}
