@@ -14,6 +14,10 @@
 //! is in `dedupe` with a `received_ms` inside the window is counted as a duplicate and not
 //! stored again. The writer prunes rows older than the window in steps of
 //! [`PRUNE_STEP`] rows, at most once a minute, so pruning never stalls a commit for long.
+//!
+//! WAL checkpoints (copying committed pages into the main file) run on a second thread with
+//! its own connection, every [`CHECKPOINT_EVERY`], so the writer's commits never wait for
+//! them; the writer checkpoints itself only if the WAL grows past a safety limit.
 
 use std::future::Future;
 use std::path::Path;
@@ -39,6 +43,10 @@ pub const MAX_GROUP_MESSAGES: usize = 20_000;
 pub const PRUNE_STEP: usize = 5_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const QUEUE_CAPACITY: usize = 4_096;
+/// How often the checkpoint thread runs a passive checkpoint.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints itself (a safety net).
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 8_192;
 
 /// One accepted, normalized message, ready to store.
 #[derive(Clone, Debug)]
@@ -197,6 +205,7 @@ enum Job {
 }
 
 struct Shared {
+    stopping: AtomicBool,
     depth: AtomicUsize,
     commits: AtomicU64,
     requests: AtomicU64,
@@ -209,6 +218,16 @@ pub struct SqliteLog {
     sender: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn checkpoint_loop(conn: Connection, shared: &Shared) {
+    while !shared.stopping.load(Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(err) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!(error = %err, "background checkpoint failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteLog {
@@ -221,8 +240,11 @@ impl SqliteLog {
     /// Opens (creating when missing) `DIR/events.db` and starts the writer thread.
     pub fn open(dir: &Path, config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
         let conn = events::open_for_writing(dir)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let checkpointer = events::open_for_writing(dir)?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
+            stopping: AtomicBool::new(false),
             depth: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -244,10 +266,20 @@ impl SqliteLog {
                 path: dir.to_path_buf(),
                 source,
             })?;
+        let checkpoint_shared = Arc::clone(&shared);
+        let checkpoint_thread = std::thread::Builder::new()
+            .name("spoor-log-checkpoint".to_owned())
+            .spawn(move || checkpoint_loop(checkpointer, &checkpoint_shared))
+            .map_err(|source| StoreError::Io {
+                action: "start the checkpoint thread for",
+                path: dir.to_path_buf(),
+                source,
+            })?;
         Ok(SqliteLog {
             sender,
             shared,
             thread: Mutex::new(Some(thread)),
+            checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
         })
     }
 }
@@ -297,9 +329,21 @@ impl MessageLog for SqliteLog {
                 let _ = done.await;
             }
             let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle {
-                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-            }
+            self.shared.stopping.store(true, Ordering::Relaxed);
+            let checkpointer = self
+                .checkpoint_thread
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Some(handle) = handle {
+                    let _ = handle.join();
+                }
+                if let Some(handle) = checkpointer {
+                    let _ = handle.join();
+                }
+            })
+            .await;
             Ok(())
         })
     }
