@@ -75,7 +75,7 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
                 .and_then(Value::as_str)
                 .and_then(|t| Timestamp::parse(t).ok());
             let corrected = match sent_at {
-                Some(sent_at) => received_at.add_nanos(-sent_at.nanos_since(original)),
+                Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
                 None => original,
             };
             let original_value = match body.get_mut("timestamp") {

@@ -215,3 +215,17 @@ fn everything_else_is_kept() {
         "{text}"
     );
 }
+
+#[test]
+fn extreme_clock_skew_saturates_instead_of_overflowing() {
+    table(&[
+        (
+            r#"{"type":"track","userId":"u","event":"E","timestamp":"2262-04-11T23:47:16.854775807Z","sentAt":"1677-09-21T00:12:43.145224192Z"}"#,
+            &[("/timestamp", r#""2262-04-11T23:47:16.854Z""#)],
+        ),
+        (
+            r#"{"type":"track","userId":"u","event":"E","timestamp":"1677-09-21T00:12:43.145224192Z","sentAt":"2262-04-11T23:47:16.854775807Z"}"#,
+            &[("/timestamp", r#""1732-01-21T12:12:43.645Z""#)],
+        ),
+    ]);
+}
