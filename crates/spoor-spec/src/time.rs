@@ -82,7 +82,9 @@ impl Timestamp {
     /// RFC 3339 in UTC with milliseconds, as bytes: `2024-01-02T03:04:05.678Z`. Years
     /// outside 0..=9999 cannot occur (the range of an `i64` of nanoseconds is 1677 to 2262).
     fn rfc3339_millis(self) -> [u8; 24] {
-        let millis = self.unix_millis();
+        // Flooring to milliseconds could step below the earliest parseable instant in the
+        // first millisecond of the range; clamp so that every output parses again.
+        let millis = self.unix_millis().max(i64::MIN / 1_000_000);
         let days = millis.div_euclid(86_400_000);
         let ms_of_day = millis.rem_euclid(86_400_000);
         let (year, month, day) = civil_from_days(days);

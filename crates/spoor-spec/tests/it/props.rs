@@ -252,3 +252,28 @@ proptest! {
         prop_assert_eq!(snake_case(&once), once.clone());
     }
 }
+
+proptest! {
+    #[test]
+    fn clock_skew_correction_never_overflows(
+        timestamp in any::<i64>(),
+        sent_at in any::<i64>(),
+        received in any::<i64>(),
+    ) {
+        let text = |nanos: i64| Timestamp::from_unix_nanos(nanos).to_string();
+        let body = serde_json::json!({
+            "type": "track", "userId": "u", "event": "E",
+            "timestamp": text(timestamp), "sentAt": text(sent_at),
+        });
+        let mut message = Message::from_value(body, None).expect("parses");
+        prop_assert!(validate(&message).is_ok());
+        let mut new_id = || "generated".to_owned();
+        let mut ctx = NormalizeCtx {
+            received_at: Timestamp::from_unix_nanos(received),
+            new_message_id: &mut new_id,
+        };
+        normalize(&mut message, &mut ctx);
+        let corrected = message.timestamp().map(Timestamp::parse);
+        prop_assert!(matches!(corrected, Some(Ok(_))), "{:?}", message.timestamp());
+    }
+}

@@ -168,4 +168,10 @@ fn arithmetic_saturates() {
     let min = Timestamp::from_unix_nanos(i64::MIN);
     assert_eq!(max.nanos_since(min), i64::MAX);
     assert_eq!(Timestamp::from_unix_millis(i64::MAX).unix_nanos(), i64::MAX);
+    // The extremes format to text that parses again.
+    for extreme in [max, min] {
+        let text = extreme.to_string();
+        assert!(Timestamp::parse(&text).is_ok(), "{text}");
+    }
+    assert_eq!(min.to_string(), "1677-09-21T00:12:43.146Z");
 }
