@@ -35,45 +35,40 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
     let kind = message.kind();
     let body = message.body_mut();
 
-    if body
-        .get("messageId")
-        .and_then(Value::as_str)
-        .is_none_or(|id| id.is_empty())
-    {
+    // One pass over the body: ids, name, and what the timestamps need.
+    let mut has_message_id = false;
+    let mut timestamp = None;
+    let mut sent_at = None;
+    for (key, value) in body.iter_mut() {
+        match key.as_str() {
+            "messageId" => has_message_id = value.as_str().is_some_and(|id| !id.is_empty()),
+            "userId" | "anonymousId" | "previousId" | "groupId" => {
+                if let Value::Number(n) = value {
+                    *value = Value::String(n.as_str().to_owned());
+                }
+            }
+            "timestamp" => timestamp = value.as_str().and_then(|t| Timestamp::parse(t).ok()),
+            "sentAt" => sent_at = value.as_str().and_then(|t| Timestamp::parse(t).ok()),
+            "traits" if kind == MessageType::Identify => {
+                if let Value::Object(traits) = value {
+                    fill_name(traits);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !has_message_id {
         body.insert(
             "messageId".to_owned(),
             Value::String((ctx.new_message_id)()),
         );
     }
 
-    for key in ["userId", "anonymousId", "previousId", "groupId"] {
-        if let Some(value @ Value::Number(_)) = body.get_mut(key) {
-            let text = match value {
-                Value::Number(n) => n.as_str().to_owned(),
-                _ => continue,
-            };
-            *value = Value::String(text);
-        }
-    }
-
-    if kind == MessageType::Identify
-        && let Some(Value::Object(traits)) = body.get_mut("traits")
-    {
-        fill_name(traits);
-    }
-
     let received_at = ctx.received_at;
     let received_text = received_at.to_string();
-    let timestamp = body
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .and_then(|t| Timestamp::parse(t).ok());
     match timestamp {
         Some(original) => {
-            let sent_at = body
-                .get("sentAt")
-                .and_then(Value::as_str)
-                .and_then(|t| Timestamp::parse(t).ok());
             let corrected = match sent_at {
                 Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
                 None => original,

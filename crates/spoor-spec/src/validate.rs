@@ -318,17 +318,17 @@ pub fn validate(message: &Message) -> Report {
         problems: Vec::new(),
         soft: false,
     };
-    let body = message.body();
+    let top = Top::collect(message.body());
     let kind = message.kind();
 
     // Identity.
-    let user_id = check_id(&mut checker, body, "userId");
-    let anonymous_id = check_id(&mut checker, body, "anonymousId");
+    let user_id = check_id(&mut checker, &top, "userId");
+    let anonymous_id = check_id(&mut checker, &top, "anonymousId");
     match kind {
         MessageType::Alias => {
-            require_id(&mut checker, body, "userId", user_id);
-            let previous_id = check_id(&mut checker, body, "previousId");
-            require_id(&mut checker, body, "previousId", previous_id);
+            require_id(&mut checker, &top, "userId", user_id);
+            let previous_id = check_id(&mut checker, &top, "previousId");
+            require_id(&mut checker, &top, "previousId", previous_id);
         }
         _ if user_id != IdState::Present && anonymous_id != IdState::Present => {
             checker.push(
@@ -354,30 +354,30 @@ pub fn validate(message: &Message) -> Report {
 
     // Type-specific fields.
     match kind {
-        MessageType::Track => check_event(&mut checker, body),
+        MessageType::Track => check_event(&mut checker, &top),
         MessageType::Group => {
-            let group_id = check_id(&mut checker, body, "groupId");
-            require_id(&mut checker, body, "groupId", group_id);
+            let group_id = check_id(&mut checker, &top, "groupId");
+            require_id(&mut checker, &top, "groupId", group_id);
         }
         MessageType::Page | MessageType::Screen => {
-            check_optional_string(&mut checker, body, "name");
-            check_optional_string(&mut checker, body, "category");
+            check_optional_string(&mut checker, &top, "name");
+            check_optional_string(&mut checker, &top, "category");
         }
         MessageType::Identify | MessageType::Alias => {}
     }
 
     // Common fields.
-    check_message_id(&mut checker, body);
+    check_message_id(&mut checker, &top);
     for key in ["timestamp", "sentAt", "originalTimestamp"] {
-        if let Some(value) = present(body, key) {
+        if let Some(value) = top.get(key) {
             check_timestamp(&mut checker, &Path::root(key), value, false);
         }
     }
-    check_optional_string(&mut checker, body, "channel");
-    if let Some(value) = present(body, "context") {
+    check_optional_string(&mut checker, &top, "channel");
+    if let Some(value) = top.get("context") {
         check_context(&mut checker, value);
     }
-    if let Some(value) = present(body, "integrations") {
+    if let Some(value) = top.get("integrations") {
         check_integrations(&mut checker, &Path::root("integrations"), value);
     }
 
@@ -391,7 +391,7 @@ pub fn validate(message: &Message) -> Report {
         MessageType::Alias => ("", &[][..]),
     };
     if !key.is_empty()
-        && let Some(value) = present(body, key)
+        && let Some(value) = top.get(key)
     {
         let path = Path::root(key);
         match value {
@@ -412,6 +412,73 @@ pub fn validate(message: &Message) -> Report {
     }
 }
 
+/// The top-level fields validation looks at, collected in one pass over the body: one string
+/// match per key instead of a hash lookup per field.
+struct Top<'a> {
+    slots: [Option<&'a Value>; TOP_KEYS.len()],
+}
+
+/// The top-level fields validation looks at; [`top_slot`] gives their index.
+const TOP_KEYS: [&str; 16] = [
+    "userId",
+    "anonymousId",
+    "previousId",
+    "groupId",
+    "event",
+    "name",
+    "category",
+    "messageId",
+    "timestamp",
+    "sentAt",
+    "originalTimestamp",
+    "channel",
+    "context",
+    "integrations",
+    "traits",
+    "properties",
+];
+
+fn top_slot(key: &str) -> Option<usize> {
+    Some(match key {
+        "userId" => 0,
+        "anonymousId" => 1,
+        "previousId" => 2,
+        "groupId" => 3,
+        "event" => 4,
+        "name" => 5,
+        "category" => 6,
+        "messageId" => 7,
+        "timestamp" => 8,
+        "sentAt" => 9,
+        "originalTimestamp" => 10,
+        "channel" => 11,
+        "context" => 12,
+        "integrations" => 13,
+        "traits" => 14,
+        "properties" => 15,
+        _ => return None,
+    })
+}
+
+impl<'a> Top<'a> {
+    fn collect(body: &'a Map<String, Value>) -> Top<'a> {
+        let mut slots = [None; TOP_KEYS.len()];
+        for (key, value) in body {
+            if let Some(slot) = top_slot(key)
+                && !value.is_null()
+            {
+                slots[slot] = Some(value);
+            }
+        }
+        Top { slots }
+    }
+
+    /// A field's value, treating `null` as absent.
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        top_slot(key).and_then(|slot| self.slots[slot])
+    }
+}
+
 /// A field's value, treating `null` as absent.
 fn present<'a>(body: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     body.get(key).filter(|v| !v.is_null())
@@ -426,8 +493,8 @@ enum IdState {
 
 /// Checks an id field's type. Strings are ids; numbers are ids with a warning (libraries
 /// stringify them, and so does normalization); empty strings warn and do not count.
-fn check_id(checker: &mut Checker, body: &Map<String, Value>, key: &str) -> IdState {
-    let Some(value) = present(body, key) else {
+fn check_id(checker: &mut Checker, top: &Top<'_>, key: &str) -> IdState {
+    let Some(value) = top.get(key) else {
         return IdState::Absent;
     };
     let path = Path::root(key);
@@ -451,7 +518,7 @@ fn check_id(checker: &mut Checker, body: &Map<String, Value>, key: &str) -> IdSt
 }
 
 /// Reports a required id that is absent or empty. Empty optional ids only warn.
-fn require_id(checker: &mut Checker, body: &Map<String, Value>, key: &str, state: IdState) {
+fn require_id(checker: &mut Checker, top: &Top<'_>, key: &str, state: IdState) {
     let path = Path::root(key);
     match state {
         IdState::Present => {}
@@ -461,7 +528,7 @@ fn require_id(checker: &mut Checker, body: &Map<String, Value>, key: &str, state
             Severity::Error,
             format!("{key} must not be empty"),
         ),
-        IdState::Absent if present(body, key).is_none() => checker.push(
+        IdState::Absent if top.get(key).is_none() => checker.push(
             &path,
             Code::Required,
             Severity::Error,
@@ -472,9 +539,9 @@ fn require_id(checker: &mut Checker, body: &Map<String, Value>, key: &str, state
     }
 }
 
-fn check_event(checker: &mut Checker, body: &Map<String, Value>) {
+fn check_event(checker: &mut Checker, top: &Top<'_>) {
     let path = Path::root("event");
-    match present(body, "event") {
+    match top.get("event") {
         None => checker.push(
             &path,
             Code::Required,
@@ -492,16 +559,16 @@ fn check_event(checker: &mut Checker, body: &Map<String, Value>) {
     }
 }
 
-fn check_optional_string(checker: &mut Checker, body: &Map<String, Value>, key: &str) {
-    match present(body, key) {
+fn check_optional_string(checker: &mut Checker, top: &Top<'_>, key: &str) {
+    match top.get(key) {
         None | Some(Value::String(_)) => {}
         Some(other) => checker.wrong_type(&Path::root(key), "a string", other),
     }
 }
 
-fn check_message_id(checker: &mut Checker, body: &Map<String, Value>) {
+fn check_message_id(checker: &mut Checker, top: &Top<'_>) {
     let path = Path::root("messageId");
-    match present(body, "messageId") {
+    match top.get("messageId") {
         None => {}
         Some(Value::String(s)) => {
             // Byte length bounds the character count; count only when it could be over.
@@ -818,5 +885,18 @@ pub fn validate_envelope(batch: &crate::Batch) -> Report {
     }
     Report {
         problems: checker.problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_slots_match_top_keys() {
+        for (index, key) in TOP_KEYS.iter().enumerate() {
+            assert_eq!(top_slot(key), Some(index), "{key}");
+        }
+        assert_eq!(top_slot("type"), None);
     }
 }
