@@ -59,8 +59,13 @@ impl Timestamp {
     /// Parses a strict timestamp or a bare `YYYY-MM-DD` date (midnight UTC).
     pub fn parse_date_or_timestamp(text: &str) -> Result<Timestamp, TimestampError> {
         if text.len() == 10 {
-            let with_time = format!("{text}T00:00:00Z");
-            return parse_strict(&with_time);
+            // The date at midnight UTC, built on the stack: no allocation.
+            let mut buf = *b"YYYY-MM-DDT00:00:00Z";
+            buf[..10].copy_from_slice(text.as_bytes());
+            let with_time = std::str::from_utf8(&buf).map_err(|_| TimestampError {
+                reason: "expected a date as YYYY-MM-DD".to_owned(),
+            })?;
+            return parse_strict(with_time);
         }
         parse_strict(text)
     }
