@@ -118,6 +118,11 @@ fn user_error(err: WarehouseError) -> anyhow::Error {
 ///   spoor profile u123 --json | jq .traits
 ///   spoor profile u123 --warehouse postgres://postgres@127.0.0.1/analytics
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "Examples:
+  spoor profile u123
+  spoor profile anonymous_id:3f9c0b2e --events 50
+  spoor profile u123 --json | jq .traits
+  spoor profile u123 --warehouse postgres://postgres@127.0.0.1/analytics")]
 pub struct ProfileArgs {
     /// A user id, an anonymous id, or `user_id:ID` / `anonymous_id:ID`.
     pub id: String,
@@ -188,6 +193,19 @@ pub enum Format {
 ///   spoor report retention --source web
 ///   spoor report revenue --warehouse postgres://postgres@127.0.0.1/analytics --show-sql
 #[derive(Debug, clap::Args)]
+#[command(
+    after_long_help = "Each report is one SQL query over Segment's warehouse tables (see it \
+with --show-sql). Users are profiles: events before sign-in count for the user.
+
+Examples:
+  spoor report events --since 2024-01-01
+  spoor report top-events --limit 10
+  spoor report active-users --format csv
+  spoor report revenue --since 2024-01-01 --until 2024-01-31 --json
+  spoor report funnel --step \"Product Viewed\" --step \"Order Completed\" --window 3d
+  spoor report retention --source web
+  spoor report revenue --warehouse postgres://postgres@127.0.0.1/analytics --show-sql"
+)]
 pub struct ReportArgs {
     /// The report.
     #[arg(value_enum)]
@@ -232,6 +250,7 @@ pub enum WarehouseCommand {
     ///   spoor warehouse rebuild
     ///   spoor warehouse rebuild --data /var/lib/spoor --allow-user-merge
     ///   spoor warehouse rebuild --warehouse postgres://postgres@127.0.0.1/analytics
+    #[command(verbatim_doc_comment)]
     Rebuild(LoadArgs),
     /// Load what the message log holds beyond the warehouse's checkpoint, then exit.
     ///
@@ -241,6 +260,7 @@ pub enum WarehouseCommand {
     /// Examples:
     ///   spoor warehouse load
     ///   spoor warehouse load --warehouse postgres://postgres@127.0.0.1/analytics
+    #[command(verbatim_doc_comment)]
     Load(LoadArgs),
 }
 

@@ -1,0 +1,228 @@
+//! Warehouse benchmark: loader throughput and report times over a generated log.
+//!
+//! Generates N mixed normalized messages (tracks of 20 event names, pages, screens,
+//! identifies, groups, aliases; anonymous visitors who later sign in; revenue in three
+//! currencies), loads them into SQLite (and PostgreSQL when `--postgres URL` is given), then
+//! runs every report several times and prints medians.
+//!
+//! Run it with `bench/warehouse.sh`, or:
+//!   cargo run --release -p spoor-warehouse --example warehouse_bench -- \
+//!     --messages 1000000 --postgres postgres://postgres@127.0.0.1:5432/test
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spoor_store::LogEntry;
+use spoor_warehouse::memory_log::MemoryLog;
+use spoor_warehouse::reports::{ReportName, ReportParams, run_report};
+use spoor_warehouse::sqlite::SqliteStore;
+use spoor_warehouse::{AnyStore, Loader, LoaderOptions, Store};
+
+const EVENTS: [&str; 20] = [
+    "Order Completed",
+    "Product Viewed",
+    "Product Added",
+    "Cart Viewed",
+    "Checkout Started",
+    "Signed Up",
+    "Signed In",
+    "Signed Out",
+    "Search Performed",
+    "Video Played",
+    "Video Paused",
+    "Article Read",
+    "Comment Posted",
+    "Invite Sent",
+    "Plan Upgraded",
+    "Plan Downgraded",
+    "Notification Opened",
+    "File Uploaded",
+    "Report Exported",
+    "Settings Changed",
+];
+
+/// A small deterministic PRNG (xorshift64*), so every run loads the same log.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn generate(count: usize) -> Vec<LogEntry> {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let users = (count / 20).max(10) as u64;
+    let start_ms: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
+    let span_ms: i64 = 90 * 86_400_000; // 90 days
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let user = rng.below(users);
+        let known = rng.below(100) < 60;
+        let t = start_ms + (i as i64) * span_ms / count as i64;
+        let ts = spoor_spec::Timestamp::from_unix_millis(t).to_string();
+        let ids = if known {
+            format!(r#""userId":"user-{user}","anonymousId":"anon-{user}""#)
+        } else {
+            format!(r#""anonymousId":"anon-{user}""#)
+        };
+        let common = format!(
+            r#""messageId":"m-{i:08}",{ids},"timestamp":"{ts}","sentAt":"{ts}","receivedAt":"{ts}","context":{{"library":{{"name":"analytics.js","version":"2.11.1"}},"ip":"203.0.113.{}","userAgent":"Mozilla/5.0"}}"#,
+            user % 250
+        );
+        let roll = rng.below(100);
+        let body = if roll < 70 {
+            let event = EVENTS[rng.below(EVENTS.len() as u64) as usize];
+            let properties = if event == "Order Completed" {
+                let currency = ["USD", "EUR", "GBP"][rng.below(3) as usize];
+                format!(
+                    r#"{{"order_id":"o-{i}","revenue":{}.{:02},"currency":"{currency}","products":[{{"sku":"p-{}"}}]}}"#,
+                    rng.below(200),
+                    rng.below(100),
+                    rng.below(500)
+                )
+            } else {
+                format!(
+                    r#"{{"item":"i-{}","count":{},"ok":true,"nested":{{"a":"x","b":{}}}}}"#,
+                    rng.below(1000),
+                    rng.below(10),
+                    rng.below(100)
+                )
+            };
+            format!(r#"{{"type":"track","event":"{event}","properties":{properties},{common}}}"#)
+        } else if roll < 85 {
+            format!(
+                r#"{{"type":"page","name":"Page {}","properties":{{"path":"/p/{}","title":"T"}},{common}}}"#,
+                rng.below(30),
+                rng.below(30)
+            )
+        } else if roll < 90 {
+            format!(
+                r#"{{"type":"screen","name":"Screen {}","properties":{{"variant":"a"}},{common}}}"#,
+                rng.below(10)
+            )
+        } else if roll < 98 {
+            format!(
+                r#"{{"type":"identify","userId":"user-{user}","anonymousId":"anon-{user}","traits":{{"email":"u{user}@example.com","plan":"p{}","logins":{},"address":{{"city":"c{}"}}}},"messageId":"m-{i:08}","timestamp":"{ts}","receivedAt":"{ts}"}}"#,
+                rng.below(4),
+                rng.below(1000),
+                rng.below(50)
+            )
+        } else if roll < 99 {
+            format!(
+                r#"{{"type":"group","groupId":"g-{}","traits":{{"name":"G","employees":{}}},{common}}}"#,
+                user % 500,
+                rng.below(1000)
+            )
+        } else {
+            format!(
+                r#"{{"type":"alias","previousId":"anon-{user}","userId":"user-{user}","messageId":"m-{i:08}","timestamp":"{ts}","receivedAt":"{ts}"}}"#
+            )
+        };
+        out.push(LogEntry {
+            seq: i as i64 + 1,
+            source_id: "bench".to_owned(),
+            body,
+        });
+    }
+    out
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn bench(label: &str, store: AnyStore, log: &Arc<MemoryLog>, runs: usize) {
+    let mut loader = Loader::open(store, LoaderOptions::default())
+        .await
+        .expect("open warehouse");
+    let started = Instant::now();
+    let stats = loader.catch_up(log).await.expect("load");
+    let elapsed = started.elapsed();
+    println!(
+        "{label}: loaded {} messages in {:.2} s: {:.0} msg/s",
+        stats.loaded,
+        elapsed.as_secs_f64(),
+        stats.loaded as f64 / elapsed.as_secs_f64()
+    );
+    let store = loader.store();
+    if let AnyStore::Postgres(_) = store {
+        store.execute("ANALYZE").await.expect("analyze");
+    }
+    for name in ReportName::ALL {
+        let mut params = ReportParams::default();
+        if name == ReportName::Funnel {
+            params.steps = vec![
+                "Product Viewed".into(),
+                "Product Added".into(),
+                "Order Completed".into(),
+            ];
+        }
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let (_, result) = run_report(store, name, &params).await.expect("report");
+            times.push(t.elapsed());
+            rows = result.rows.len();
+        }
+        println!(
+            "{label}: report {name:<16} median {:>8.1} ms ({rows} rows, {runs} runs)",
+            median(times).as_secs_f64() * 1000.0
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut messages = 1_000_000usize;
+    let mut postgres: Option<String> = None;
+    let mut runs = 5usize;
+    let mut dir =
+        std::env::temp_dir().join(format!("spoor-warehouse-bench-{}", std::process::id()));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--messages" => messages = args.next().and_then(|v| v.parse().ok()).unwrap_or(messages),
+            "--postgres" => postgres = args.next(),
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
+            "--dir" => dir = args.next().map(Into::into).unwrap_or(dir),
+            other => {
+                eprintln!(
+                    "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR"
+                );
+                std::process::exit(2);
+            }
+        }
+    }
+    let t = Instant::now();
+    let log = Arc::new(MemoryLog::new(generate(messages)));
+    println!(
+        "generated {messages} messages in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let path = dir.join("warehouse.db");
+    let _ = std::fs::remove_file(&path);
+    let store = AnyStore::Sqlite(SqliteStore::open(&path).expect("sqlite"));
+    bench("sqlite", store, &log, runs).await;
+    if let Some(url) = postgres {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{sep}schema=spoor_bench_{}", std::process::id());
+        let mut store = AnyStore::open(&url).await.expect("postgres");
+        store.reset().await.expect("reset");
+        bench("postgres", store, &log, runs).await;
+        if let Ok(pg) = spoor_warehouse::postgres::PgStore::connect(&url).await {
+            let _ = pg.drop_schema().await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
