@@ -63,10 +63,18 @@ fn generate(count: usize) -> Vec<LogEntry> {
     let start_ms: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
     let span_ms: i64 = 90 * 86_400_000; // 90 days
     let mut out = Vec::with_capacity(count);
+    // Sessions: a visitor (60% of them signed in) does 5 to 15 things, 30 s apart; sessions
+    // start one after another over 90 days.
+    let (mut user, mut known, mut left, mut session_start) = (0u64, false, 0u64, 0i64);
     for i in 0..count {
-        let user = rng.below(users);
-        let known = rng.below(100) < 60;
-        let t = start_ms + (i as i64) * span_ms / count as i64;
+        if left == 0 {
+            user = rng.below(users);
+            known = rng.below(100) < 60;
+            left = 5 + rng.below(11);
+            session_start = start_ms + (i as i64) * span_ms / count as i64;
+        }
+        let t = session_start + (15 - left as i64) * 30_000;
+        left -= 1;
         let ts = spoor_spec::Timestamp::from_unix_millis(t).to_string();
         let ids = if known {
             format!(r#""userId":"user-{user}","anonymousId":"anon-{user}""#)
@@ -135,6 +143,21 @@ fn generate(count: usize) -> Vec<LogEntry> {
     out
 }
 
+/// CPU seconds (user + system, all threads) this process has used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15; after the command name they are 12th and 13th.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -145,13 +168,18 @@ async fn bench(label: &str, store: AnyStore, log: &Arc<MemoryLog>, runs: usize) 
         .await
         .expect("open warehouse");
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let stats = loader.catch_up(log).await.expect("load");
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu;
     println!(
-        "{label}: loaded {} messages in {:.2} s: {:.0} msg/s",
+        "{label}: loaded {} messages in {:.2} s: {:.0} msg/s wall; loader process CPU {:.1} s: \
+         {:.0} msg per CPU-second",
         stats.loaded,
         elapsed.as_secs_f64(),
-        stats.loaded as f64 / elapsed.as_secs_f64()
+        stats.loaded as f64 / elapsed.as_secs_f64(),
+        cpu,
+        stats.loaded as f64 / cpu.max(0.001),
     );
     let store = loader.store();
     if let AnyStore::Postgres(_) = store {
@@ -168,15 +196,18 @@ async fn bench(label: &str, store: AnyStore, log: &Arc<MemoryLog>, runs: usize) 
         }
         let mut times = Vec::new();
         let mut rows = 0;
+        let cpu = cpu_seconds();
         for _ in 0..runs {
             let t = Instant::now();
             let (_, result) = run_report(store, name, &params).await.expect("report");
             times.push(t.elapsed());
             rows = result.rows.len();
         }
+        let cpu = (cpu_seconds() - cpu) / runs as f64;
         println!(
-            "{label}: report {name:<16} median {:>8.1} ms ({rows} rows, {runs} runs)",
-            median(times).as_secs_f64() * 1000.0
+            "{label}: report {name:<16} median {:>8.1} ms wall, {:>7.1} ms spoor CPU ({rows} rows, {runs} runs)",
+            median(times).as_secs_f64() * 1000.0,
+            cpu * 1000.0,
         );
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use spoor_spec::naming::{flatten, snake_case};
-use spoor_spec::{Message, MessageType, Timestamp};
+use spoor_spec::{Message, MessageType};
 use spoor_store::{LogEntry, LogSource};
 
 use crate::WarehouseError;
@@ -27,7 +27,7 @@ use crate::schema::{
     table_ddl,
 };
 use crate::store::Store;
-use crate::value::{Cell, ColType, actual_kind, fit, infer};
+use crate::value::{Cell, ColType, actual_kind, fit, infer, normalize_timestamp};
 
 /// Loader settings.
 #[derive(Clone, Debug)]
@@ -318,6 +318,20 @@ pub async fn read_schema<S: Store>(store: &mut S) -> Result<Schema, WarehouseErr
     Ok(Schema::from_rows(columns))
 }
 
+/// The fixed columns an event table row copies from its `tracks` row.
+const SHARED_WITH_EVENT_TABLES: &[&str] = &[
+    "id",
+    "source_id",
+    "anonymous_id",
+    "user_id",
+    "received_at",
+    "sent_at",
+    "timestamp",
+    "original_timestamp",
+    "event",
+    "event_text",
+];
+
 /// Counts the planner keeps for the stats.
 #[derive(Default)]
 struct Planned {
@@ -336,6 +350,9 @@ struct Planner<'a> {
     users: TableRows,
     accounts: TableRows,
     ops: Vec<IdentityOp>,
+    event_days: HashMap<(String, String, String), i64>,
+    event_days_order: Vec<(String, String, String)>,
+    profile_days: TableRows,
     planned: Planned,
 }
 
@@ -343,8 +360,8 @@ struct Planner<'a> {
 fn message_time(msg: &Message) -> Cell {
     msg.timestamp()
         .or(msg.received_at())
-        .and_then(|t| Timestamp::parse(t).ok())
-        .map_or(Cell::Null, |t| Cell::Timestamp(t.to_string()))
+        .and_then(normalize_timestamp)
+        .map_or(Cell::Null, Cell::Timestamp)
 }
 
 /// The `event` column: the event table's name (so `tracks.event` joins to it), or the plain
@@ -369,6 +386,9 @@ impl<'a> Planner<'a> {
             users: TableRows::new("users"),
             accounts: TableRows::new("accounts"),
             ops: Vec::new(),
+            event_days: HashMap::new(),
+            event_days_order: Vec::new(),
+            profile_days: TableRows::new("profile_days"),
             planned: Planned::default(),
         }
     }
@@ -457,20 +477,14 @@ impl<'a> Planner<'a> {
         out
     }
 
-    fn common(
-        msg: &Message,
-        source_id: &str,
-        with_profile: Option<&Option<String>>,
-    ) -> Vec<(String, Value)> {
+    fn common(msg: &Message, source_id: &str, profile: Option<&str>) -> Vec<(String, Value)> {
         let body = msg.body();
         let get = |k: &str| body.get(k).cloned().unwrap_or(Value::Null);
         let mut v = vec![
             ("id".to_owned(), text(msg.message_id())),
             ("source_id".to_owned(), Value::String(source_id.to_owned())),
+            ("profile_id".to_owned(), text(profile)),
         ];
-        if let Some(profile) = with_profile {
-            v.push(("profile_id".to_owned(), text(profile.as_deref())));
-        }
         v.extend([
             ("anonymous_id".to_owned(), get("anonymousId")),
             ("user_id".to_owned(), get("userId")),
@@ -479,12 +493,16 @@ impl<'a> Planner<'a> {
             ("timestamp".to_owned(), get("timestamp")),
             ("original_timestamp".to_owned(), get("originalTimestamp")),
         ]);
+        Planner::context(msg, &mut v);
+        v
+    }
+
+    fn context(msg: &Message, out: &mut Vec<(String, Value)>) {
         if let Some(context) = msg.context() {
             for (name, value) in flatten("context", context) {
-                v.push((sql_safe(&name), value.clone()));
+                out.push((sql_safe(&name), value.clone()));
             }
         }
-        v
     }
 
     fn data(
@@ -599,7 +617,7 @@ impl<'a> Planner<'a> {
         let table = MessageTable::of(msg.kind());
         let kind = TableKind::Message(table);
         let fixed = reserved_names(kind);
-        let mut values = Planner::common(msg, source_id, Some(&profile));
+        let mut values = Planner::common(msg, source_id, profile.as_deref());
         match msg.kind() {
             MessageType::Identify => Planner::data(msg.traits(), &fixed, &mut values),
             MessageType::Group => {
@@ -618,7 +636,20 @@ impl<'a> Planner<'a> {
             }
         }
         let cells = self.cells(table.name(), values, &message_id);
+        // The event table shares the fixed columns with `tracks` (same names, same types):
+        // reuse their cells rather than converting the same values twice. A value of a fixed
+        // column that does not fit is recorded once, for `tracks`.
+        let shared: Vec<(String, Cell)> = if msg.kind() == MessageType::Track {
+            cells
+                .iter()
+                .filter(|(c, _)| SHARED_WITH_EVENT_TABLES.contains(&c.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.rows(table.name()).push(cells);
+        self.rollup(msg, source_id, profile.as_deref());
 
         match msg.kind() {
             MessageType::Track => {
@@ -626,11 +657,11 @@ impl<'a> Planner<'a> {
                 if let Some(name) = event_table(event) {
                     self.ensure_table(&name, TableKind::Event);
                     let fixed = reserved_names(TableKind::Event);
-                    let mut values = Planner::common(msg, source_id, None);
-                    values.push(("event".into(), Value::String(name.clone())));
-                    values.push(("event_text".into(), Value::String(event.to_owned())));
+                    let mut values = Vec::new();
+                    Planner::context(msg, &mut values);
                     Planner::data(msg.properties(), &fixed, &mut values);
-                    let cells = self.cells(&name, values, &message_id);
+                    let mut cells = shared;
+                    cells.extend(self.cells(&name, values, &message_id));
                     self.rows(&name).push(cells);
                 }
             }
@@ -648,6 +679,43 @@ impl<'a> Planner<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Counts a track in `event_days` and marks its profile active that day in `profile_days`
+    /// (tracks, pages and screens).
+    fn rollup(&mut self, msg: &Message, source_id: &str, profile: Option<&str>) {
+        if !matches!(
+            msg.kind(),
+            MessageType::Track | MessageType::Page | MessageType::Screen
+        ) {
+            return;
+        }
+        let Some(day) = msg
+            .timestamp()
+            .and_then(normalize_timestamp)
+            .map(|t| t[..10].to_owned())
+        else {
+            return;
+        };
+        if let Some(profile) = profile {
+            let profile = crate::value::clean_text(profile);
+            self.profile_days.merge(
+                &format!("{day}\u{0}{profile}\u{0}{source_id}"),
+                vec![
+                    ("day".into(), Cell::Text(day.clone())),
+                    ("profile_id".into(), Cell::Text(profile)),
+                    ("source_id".into(), Cell::Text(source_id.to_owned())),
+                ],
+            );
+        }
+        if let (MessageType::Track, Some(event)) = (msg.kind(), msg.event()) {
+            let key = (day, source_id.to_owned(), crate::value::clean_text(event));
+            let count = self.event_days.entry(key.clone()).or_insert(0);
+            if *count == 0 {
+                self.event_days_order.push(key);
+            }
+            *count += 1;
         }
     }
 
@@ -685,10 +753,27 @@ impl<'a> Planner<'a> {
                 other => other,
             })
             .collect();
+        let mut event_days = TableRows::new("event_days");
+        for key in self.event_days_order {
+            let count = self.event_days.get(&key).copied().unwrap_or(0);
+            let (day, source, event) = key;
+            event_days.push(vec![
+                ("day".into(), Cell::Text(day)),
+                ("source_id".into(), Cell::Text(source)),
+                ("event_text".into(), Cell::Text(event)),
+                ("events".into(), Cell::Int(count)),
+            ]);
+        }
+        let rollups = [event_days, self.profile_days]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .map(TableRows::padded)
+            .collect();
         let plan = Plan {
             ddl: self.ddl,
             inserts,
             upserts,
+            rollups,
             identity,
             profile_tables: MessageTable::ALL
                 .iter()

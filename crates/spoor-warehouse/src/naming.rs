@@ -131,6 +131,8 @@ pub const FIXED_TABLES: &[&str] = &[
     "profile_ids",
     "profile_traits",
     "identity_merges",
+    "event_days",
+    "profile_days",
     "warehouse_columns",
     "warehouse_state",
     "messages",
@@ -207,7 +209,7 @@ mod tests {
             Some("order_completed")
         );
         assert_eq!(event_table("Tracks").as_deref(), Some("_tracks"));
-        assert_eq!(event_table("2FA Enabled").as_deref(), Some("_2_fa_enabled"));
+        assert_eq!(event_table("2FA Enabled").as_deref(), Some("_2fa_enabled"));
         assert_eq!(event_table("$$$"), None);
         assert_eq!(data_column("id", &["id", "user_id"]), "_id");
         assert_eq!(data_column("context_ip", &["id"]), "_context_ip");

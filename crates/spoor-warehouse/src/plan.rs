@@ -2,7 +2,8 @@
 //! and applied by a backend in one transaction.
 //!
 //! A backend applies, in this order: `ddl`; `inserts` (plain inserts: the loader has already
-//! removed messages whose id is loaded); `upserts` (`users` and `accounts`: a column that is
+//! removed messages whose id is loaded); `rollups` (`event_days` counts added, `profile_days`
+//! rows kept once); `upserts` (`users` and `accounts`: a column that is
 //! NULL in the new row keeps its old value); `identity` operations in order; the checkpoint.
 
 use std::collections::HashMap;
@@ -120,6 +121,9 @@ pub struct Plan {
     pub inserts: Vec<TableRows>,
     /// Upserts on `id` for `users` and `accounts`.
     pub upserts: Vec<TableRows>,
+    /// Rollups (`event_days` counts, `profile_days` presence), aggregated per batch; applied
+    /// with [`rollup_tail`].
+    pub rollups: Vec<TableRows>,
     /// Identity changes, in order.
     pub identity: Vec<IdentityOp>,
     /// The tables whose `profile_id` a repoint updates.
@@ -158,6 +162,16 @@ pub fn upsert_tail(table: &str, columns: &[String]) -> String {
 pub const TRAITS_TAIL: &str = " ON CONFLICT (\"profile_id\", \"trait\") DO UPDATE SET \
      \"value\" = excluded.\"value\", \"set_at\" = excluded.\"set_at\"";
 
+/// The conflict clause of a rollup table: counts add up, presence rows are kept once.
+pub fn rollup_tail(table: &str) -> &'static str {
+    if table == "event_days" {
+        " ON CONFLICT (\"day\", \"source_id\", \"event_text\") DO UPDATE SET \
+         \"events\" = \"event_days\".\"events\" + excluded.\"events\""
+    } else {
+        " ON CONFLICT DO NOTHING"
+    }
+}
+
 /// The statements merging profile `from` into `to`.
 pub fn repoint_sql(tables: &[String], from: &str, to: &str) -> Vec<String> {
     let (f, t) = (text_literal(from), text_literal(to));
@@ -182,6 +196,14 @@ pub fn repoint_sql(tables: &[String], from: &str, to: &str) -> Vec<String> {
     ));
     out.push(format!(
         "DELETE FROM \"profile_traits\" WHERE \"profile_id\" = {f}"
+    ));
+    out.push(format!(
+        "INSERT INTO \"profile_days\" (\"day\", \"profile_id\", \"source_id\") \
+         SELECT \"day\", {t}, \"source_id\" FROM \"profile_days\" WHERE \"profile_id\" = {f} \
+         ON CONFLICT DO NOTHING"
+    ));
+    out.push(format!(
+        "DELETE FROM \"profile_days\" WHERE \"profile_id\" = {f}"
     ));
     out
 }

@@ -17,7 +17,8 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use crate::WarehouseError;
 use crate::dialect::{Dialect, quote};
 use crate::plan::{
-    IdentityOp, Plan, TRAITS_TAIL, TableRows, checkpoint_sql, insert_head, repoint_sql, upsert_tail,
+    IdentityOp, Plan, TRAITS_TAIL, TableRows, checkpoint_sql, insert_head, repoint_sql,
+    rollup_tail, upsert_tail,
 };
 use crate::store::{Rows, Store};
 use crate::value::Cell;
@@ -224,6 +225,9 @@ impl Store for PgStore {
         }
         for rows in &plan.upserts {
             upsert_rows(&tx, rows, &upsert_tail(&rows.table, &rows.columns)).await?;
+        }
+        for rows in &plan.rollups {
+            upsert_rows(&tx, rows, rollup_tail(&rows.table)).await?;
         }
         for op in &plan.identity {
             match op {

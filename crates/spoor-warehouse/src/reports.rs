@@ -9,6 +9,9 @@
 //!   for the identified user.
 //! - Activity (active users, retention) is any track, page or screen call.
 //! - Weeks start on Monday.
+//! - `events`, `active-users` and `retention` read the per-day rollups the loader keeps
+//!   (`event_days`, `profile_days`) when the time bounds are whole days (or absent), and the
+//!   message tables otherwise; both give the same numbers.
 
 use std::fmt;
 
@@ -195,6 +198,31 @@ fn filters(params: &ReportParams, alias: &str) -> String {
     out
 }
 
+/// True when the time bounds fall on midnight UTC, so the per-day rollups (`event_days`,
+/// `profile_days`) answer exactly.
+fn day_aligned(params: &ReportParams) -> bool {
+    [params.since, params.until]
+        .iter()
+        .flatten()
+        .all(|t| t.unix_nanos().rem_euclid(86_400_000_000_000) == 0)
+}
+
+/// `AND ...` conditions on a rollup's `day` and `source_id`.
+fn day_filters(params: &ReportParams) -> String {
+    let day = |t: Timestamp| t.to_string().chars().take(10).collect::<String>();
+    let mut out = String::new();
+    if let Some(since) = params.since {
+        out.push_str(&format!(" AND day >= '{}'", day(since)));
+    }
+    if let Some(until) = params.until {
+        out.push_str(&format!(" AND day < '{}'", day(until)));
+    }
+    if let Some(source) = &params.source {
+        out.push_str(&format!(" AND source_id = {}", text_literal(source)));
+    }
+    out
+}
+
 /// Track, page and screen calls: `profile_id, timestamp, source_id`.
 const ACTIVITY: &str = "(SELECT profile_id, timestamp, source_id FROM tracks \
      UNION ALL SELECT profile_id, timestamp, source_id FROM pages \
@@ -210,7 +238,16 @@ pub fn report_query(
     use ColumnKind::{Decimal, Integer, Text};
     let d = dialect;
     let w = filters(params, "");
+    let dw = day_filters(params);
     let (sql, kinds) = match name {
+        ReportName::Events if day_aligned(params) => (
+            format!(
+                "SELECT day, event_text AS event, sum(events) AS events\n\
+                 FROM event_days\nWHERE 1 = 1{dw}\nGROUP BY day, event_text\nORDER BY 1, {order}",
+                order = d.bytewise("event_text"),
+            ),
+            vec![Text, Text, Integer],
+        ),
         ReportName::Events => (
             format!(
                 "SELECT {day} AS day, event_text AS event, count(*) AS events\n\
@@ -232,8 +269,7 @@ pub fn report_query(
         ),
         ReportName::ActiveUsers => (
             format!(
-                "WITH a AS MATERIALIZED (\n  SELECT DISTINCT {day} AS day, profile_id\n  \
-                 FROM {ACTIVITY} x\n  WHERE profile_id IS NOT NULL{w}\n)\n\
+                "WITH a AS MATERIALIZED (\n  {source}\n)\n\
                  SELECT period, start, active_users FROM (\n  \
                  SELECT 1 AS o, 'day' AS period, day AS start, count(*) AS active_users \
                  FROM a GROUP BY day\n  UNION ALL\n  \
@@ -241,7 +277,15 @@ pub fn report_query(
                  UNION ALL\n  \
                  SELECT 3, 'month', substr(day, 1, 7) || '-01', count(DISTINCT profile_id) \
                  FROM a GROUP BY 3\n) r\nORDER BY o, start",
-                day = d.day("timestamp"),
+                source = if day_aligned(params) {
+                    format!("SELECT DISTINCT day, profile_id FROM profile_days WHERE 1 = 1{dw}")
+                } else {
+                    format!(
+                        "SELECT DISTINCT {day} AS day, profile_id\n  FROM {ACTIVITY} x\n  \
+                         WHERE profile_id IS NOT NULL{w}",
+                        day = d.day("timestamp"),
+                    )
+                },
                 week = d.week_of_day("day"),
             ),
             vec![Text, Text, Integer],
@@ -342,15 +386,26 @@ pub fn report_query(
         }
         ReportName::Retention => (
             format!(
-                "WITH a AS MATERIALIZED (\n  SELECT DISTINCT profile_id, {week} AS week\n  \
-                 FROM {ACTIVITY} x\n  WHERE profile_id IS NOT NULL{w}\n),\n\
+                "WITH a AS MATERIALIZED (\n  {source}\n),\n\
                  c AS (SELECT profile_id, min(week) AS cohort FROM a GROUP BY profile_id),\n\
                  s AS (SELECT cohort, count(*) AS size FROM c GROUP BY cohort)\n\
                  SELECT c.cohort AS cohort, s.size AS cohort_users, {diff} AS week, \
                  count(*) AS active_users\n\
                  FROM a\nJOIN c ON c.profile_id = a.profile_id\nJOIN s ON s.cohort = c.cohort\n\
                  GROUP BY c.cohort, s.size, a.week\nORDER BY 1, 3",
-                week = d.week("timestamp"),
+                source = if day_aligned(params) {
+                    format!(
+                        "SELECT DISTINCT profile_id, {week} AS week FROM profile_days \
+                         WHERE 1 = 1{dw}",
+                        week = d.week_of_day("day"),
+                    )
+                } else {
+                    format!(
+                        "SELECT DISTINCT profile_id, {week} AS week\n  FROM {ACTIVITY} x\n  \
+                         WHERE profile_id IS NOT NULL{w}",
+                        week = d.week("timestamp"),
+                    )
+                },
                 diff = d.weeks_between("a.week", "c.cohort"),
             ),
             vec![Text, Integer, Integer, Integer],

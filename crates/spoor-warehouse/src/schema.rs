@@ -205,6 +205,23 @@ pub const INTERNAL_TABLES: &[InternalTable] = &[
         indexes: &[],
     },
     InternalTable {
+        name: "event_days",
+        columns: &[
+            ("day", Text),
+            ("source_id", Text),
+            ("event_text", Text),
+            ("events", Integer),
+        ],
+        key: &["day", "source_id", "event_text"],
+        indexes: &[],
+    },
+    InternalTable {
+        name: "profile_days",
+        columns: &[("day", Text), ("profile_id", Text), ("source_id", Text)],
+        key: &["day", "profile_id", "source_id"],
+        indexes: &[&["profile_id"]],
+    },
+    InternalTable {
         name: "identity_merges",
         columns: &[
             ("message_id", Text),

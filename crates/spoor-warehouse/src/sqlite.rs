@@ -17,7 +17,8 @@ use spoor_spec::Decimal;
 use crate::WarehouseError;
 use crate::dialect::Dialect;
 use crate::plan::{
-    IdentityOp, Plan, TRAITS_TAIL, TableRows, checkpoint_sql, insert_head, repoint_sql, upsert_tail,
+    IdentityOp, Plan, TRAITS_TAIL, TableRows, checkpoint_sql, insert_head, repoint_sql,
+    rollup_tail, upsert_tail,
 };
 use crate::store::{Rows, Store};
 use crate::value::Cell;
@@ -208,6 +209,9 @@ fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
     }
     for rows in &plan.upserts {
         insert_rows(&tx, rows, &upsert_tail(&rows.table, &rows.columns))?;
+    }
+    for rows in &plan.rollups {
+        insert_rows(&tx, rows, rollup_tail(&rows.table))?;
     }
     for op in &plan.identity {
         match op {

@@ -176,6 +176,30 @@ pub fn actual_kind(value: &Value) -> &'static str {
     }
 }
 
+/// True when `text` already has the canonical shape `YYYY-MM-DDTHH:MM:SS.mmmZ` (what the
+/// collector writes), so a successful parse would format back to the same text.
+fn canonical_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 24
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b[23] == b'Z'
+}
+
+/// A strict ISO 8601 timestamp in canonical form, or `None`.
+pub fn normalize_timestamp(text: &str) -> Option<String> {
+    let parsed = Timestamp::parse(text).ok()?;
+    if canonical_timestamp(text) {
+        Some(text.to_owned())
+    } else {
+        Some(parsed.to_string())
+    }
+}
+
 /// Converts `value` to a cell of type `ty`, or `None` when it does not fit.
 pub fn fit(ty: ColType, value: &Value) -> Option<Cell> {
     if value.is_null() {
@@ -193,9 +217,7 @@ pub fn fit(ty: ColType, value: &Value) -> Option<Cell> {
             .filter(|f| f.is_finite())
             .map(Cell::Float),
         (ColType::Boolean, Value::Bool(b)) => Some(Cell::Bool(*b)),
-        (ColType::Timestamp, Value::String(s)) => Timestamp::parse(s)
-            .ok()
-            .map(|t| Cell::Timestamp(t.to_string())),
+        (ColType::Timestamp, Value::String(s)) => normalize_timestamp(s).map(Cell::Timestamp),
         (ColType::Text, Value::String(s)) => Some(Cell::Text(clean_text(s))),
         (ColType::Text, other) => Some(Cell::Text(clean_text(&other.to_string()))),
         _ => None,
@@ -249,6 +271,18 @@ mod tests {
             Some(Cell::Timestamp("2024-01-02T03:04:05.000Z".into()))
         );
         assert_eq!(fit(ColType::Timestamp, &json!("soon")), None);
+        assert_eq!(
+            fit(ColType::Timestamp, &json!("2024-01-02T03:04:05.678Z")),
+            Some(Cell::Timestamp("2024-01-02T03:04:05.678Z".into()))
+        );
+        assert_eq!(
+            fit(ColType::Timestamp, &json!("2024-01-02T03:04:05.6Z")),
+            Some(Cell::Timestamp("2024-01-02T03:04:05.600Z".into()))
+        );
+        assert_eq!(
+            fit(ColType::Timestamp, &json!("2024-02-30T03:04:05.678Z")),
+            None
+        );
         assert_eq!(
             fit(ColType::Text, &json!("a\u{0}b")),
             Some(Cell::Text("a\u{FFFD}b".into()))

@@ -16,6 +16,31 @@ async fn golden(store: AnyStore) {
     check("tables.txt", &tables);
     let reports = all_reports(loader.store()).await;
     check("reports.txt", &reports);
+    // Whole-day bounds read the rollups, other bounds the message tables: same answers.
+    for name in [
+        ReportName::Events,
+        ReportName::ActiveUsers,
+        ReportName::Retention,
+    ] {
+        let rollup = ReportParams {
+            since: Some(spoor_spec::Timestamp::parse("2024-01-01T00:00:00Z").expect("ts")),
+            ..ReportParams::default()
+        };
+        let raw = ReportParams {
+            since: Some(spoor_spec::Timestamp::parse("2023-12-31T23:59:59.999Z").expect("ts")),
+            ..ReportParams::default()
+        };
+        let store = loader.store();
+        let (q1, a) = run_report(store, name, &rollup)
+            .await
+            .expect("rollup report");
+        let (q2, b) = run_report(store, name, &raw).await.expect("raw report");
+        assert!(
+            q1.sql.contains("_days") && !q2.sql.contains("_days"),
+            "{name}"
+        );
+        assert_eq!(a, b, "{name}: rollup and raw answers differ");
+    }
     cleanup(loader.store()).await;
 }
 
@@ -147,6 +172,15 @@ async fn allowed_merge(store: AnyStore) {
         .await
         .expect("tracks");
     assert_eq!(rows.rows[0][0].as_deref(), Some("1"));
+    let rows = store
+        .query("SELECT count(*) FROM profile_days WHERE profile_id = 'anonymous_id:a1'")
+        .await
+        .expect("profile_days");
+    assert_eq!(
+        rows.rows[0][0].as_deref(),
+        Some("0"),
+        "the merged profile's days moved"
+    );
     let profile = u1.unwrap_or_default();
     let traits = spoor_warehouse::profile::profile_traits(store, &profile)
         .await
