@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// are always recorded in identity_merges; refused by default).
     #[arg(long, env = "SPOOR_ALLOW_USER_MERGE")]
     pub allow_user_merge: bool,
+    /// Do not load the warehouse while serving (load it later with `spoor warehouse load`);
+    /// for benchmarks of the ingest path, or when another process loads it.
+    #[arg(long, env = "SPOOR_NO_WAREHOUSE_LOADER")]
+    pub no_warehouse_loader: bool,
 }
 
 /// The keys of `spoor.toml`. Unknown keys are an error.
@@ -308,6 +312,7 @@ fn print_first_run(first: &FirstRun, url: &str, data: &Path, global: &Global) {
 /// Runs `spoor serve`.
 pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     let (warehouse, allow_user_merge) = (args.warehouse.clone(), args.allow_user_merge);
+    let load_warehouse = !args.no_warehouse_loader;
     let settings = settings(args)?;
     init_logging(settings.log_format);
     let addr: SocketAddr = tokio::net::lookup_host(&settings.listen)
@@ -355,7 +360,7 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
         spoor_collector::system_clock(),
     );
     let loader = match settings.store {
-        StoreKind::Sqlite => Some(
+        StoreKind::Sqlite if load_warehouse => Some(
             crate::cmd::warehouse::start_loader(
                 &settings.data,
                 warehouse.clone(),
@@ -363,7 +368,7 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
             )
             .await?,
         ),
-        StoreKind::Null => None,
+        StoreKind::Sqlite | StoreKind::Null => None,
     };
     let warehouse_location =
         crate::cmd::warehouse::serve_location(&settings.data, warehouse.as_deref());
