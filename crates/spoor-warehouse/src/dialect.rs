@@ -60,16 +60,6 @@ impl Dialect {
         }
     }
 
-    /// The Monday starting the week of a `YYYY-MM-DD` text, as `YYYY-MM-DD` text.
-    pub fn week_of_day(self, expr: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("date({expr}, 'weekday 0', '-6 days')"),
-            Dialect::Postgres => {
-                format!("to_char(date_trunc('week', ({expr})::date), 'YYYY-MM-DD')")
-            }
-        }
-    }
-
     /// A numeric column as an exact decimal (for sums over several tables).
     pub fn as_decimal(self, col: &str) -> String {
         match self {

@@ -318,6 +318,16 @@ pub async fn read_schema<S: Store>(store: &mut S) -> Result<Schema, WarehouseErr
     Ok(Schema::from_rows(columns))
 }
 
+/// The Monday (UTC) of the week of `time`, as `YYYY-MM-DD`.
+fn monday_of(time: spoor_spec::Timestamp) -> String {
+    const DAY_MS: i64 = 86_400_000;
+    let days = time.unix_millis().div_euclid(DAY_MS);
+    // 1970-01-01 was a Thursday: three days after a Monday.
+    let monday = days - (days + 3).rem_euclid(7);
+    let text = spoor_spec::Timestamp::from_unix_millis(monday.saturating_mul(DAY_MS)).to_string();
+    text[..10].to_owned()
+}
+
 /// The fixed columns an event table row copies from its `tracks` row.
 const SHARED_WITH_EVENT_TABLES: &[&str] = &[
     "id",
@@ -691,13 +701,14 @@ impl<'a> Planner<'a> {
         ) {
             return;
         }
-        let Some(day) = msg
+        let Some(time) = msg
             .timestamp()
-            .and_then(normalize_timestamp)
-            .map(|t| t[..10].to_owned())
+            .and_then(|t| spoor_spec::Timestamp::parse(t).ok())
         else {
             return;
         };
+        let day = time.to_string()[..10].to_owned();
+        let week = monday_of(time);
         if let Some(profile) = profile {
             let profile = crate::value::clean_text(profile);
             self.profile_days.merge(
@@ -706,6 +717,7 @@ impl<'a> Planner<'a> {
                     ("day".into(), Cell::Text(day.clone())),
                     ("profile_id".into(), Cell::Text(profile)),
                     ("source_id".into(), Cell::Text(source_id.to_owned())),
+                    ("week".into(), Cell::Text(week)),
                 ],
             );
         }
@@ -782,5 +794,22 @@ impl<'a> Planner<'a> {
             checkpoint,
         };
         (plan, self.planned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::monday_of;
+    use spoor_spec::Timestamp;
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let monday =
+            |t: &str| monday_of(Timestamp::parse(t).unwrap_or(Timestamp::from_unix_millis(0)));
+        assert_eq!(monday("2024-01-01T00:00:00Z"), "2024-01-01");
+        assert_eq!(monday("2024-01-07T23:59:59.999Z"), "2024-01-01");
+        assert_eq!(monday("2024-01-08T00:00:00Z"), "2024-01-08");
+        assert_eq!(monday("1970-01-01T12:00:00Z"), "1969-12-29");
+        assert_eq!(monday("1969-12-28T12:00:00Z"), "1969-12-22");
     }
 }

@@ -198,9 +198,9 @@ pub fn repoint_sql(tables: &[String], from: &str, to: &str) -> Vec<String> {
         "DELETE FROM \"profile_traits\" WHERE \"profile_id\" = {f}"
     ));
     out.push(format!(
-        "INSERT INTO \"profile_days\" (\"day\", \"profile_id\", \"source_id\") \
-         SELECT \"day\", {t}, \"source_id\" FROM \"profile_days\" WHERE \"profile_id\" = {f} \
-         ON CONFLICT DO NOTHING"
+        "INSERT INTO \"profile_days\" (\"day\", \"profile_id\", \"source_id\", \"week\") \
+         SELECT \"day\", {t}, \"source_id\", \"week\" FROM \"profile_days\" \
+         WHERE \"profile_id\" = {f} ON CONFLICT DO NOTHING"
     ));
     out.push(format!(
         "DELETE FROM \"profile_days\" WHERE \"profile_id\" = {f}"

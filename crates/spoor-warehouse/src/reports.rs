@@ -259,8 +259,9 @@ pub fn report_query(
         ),
         ReportName::TopEvents => (
             format!(
-                "SELECT event_text AS event, count(*) AS events, \
-                 count(DISTINCT profile_id) AS users\nFROM tracks\nWHERE 1 = 1{w}\n\
+                "SELECT event_text AS event, sum(n) AS events, count(profile_id) AS users\n\
+                 FROM (\n  SELECT event_text, profile_id, count(*) AS n FROM tracks\n  \
+                 WHERE 1 = 1{w}\n  GROUP BY event_text, profile_id\n) t\n\
                  GROUP BY event_text\nORDER BY events DESC, {order}\nLIMIT {limit}",
                 order = d.bytewise("event_text"),
                 limit = params.limit.max(1),
@@ -273,20 +274,24 @@ pub fn report_query(
                  SELECT period, start, active_users FROM (\n  \
                  SELECT 1 AS o, 'day' AS period, day AS start, count(*) AS active_users \
                  FROM a GROUP BY day\n  UNION ALL\n  \
-                 SELECT 2, 'week', {week}, count(DISTINCT profile_id) FROM a GROUP BY 3\n  \
+                 SELECT 2, 'week', week, count(*) \
+                 FROM (SELECT DISTINCT week, profile_id FROM a) w GROUP BY week\n  \
                  UNION ALL\n  \
-                 SELECT 3, 'month', substr(day, 1, 7) || '-01', count(DISTINCT profile_id) \
-                 FROM a GROUP BY 3\n) r\nORDER BY o, start",
+                 SELECT 3, 'month', m, count(*) \
+                 FROM (SELECT DISTINCT substr(day, 1, 7) || '-01' AS m, profile_id FROM a) x \
+                 GROUP BY m\n) r\nORDER BY o, start",
                 source = if day_aligned(params) {
-                    format!("SELECT DISTINCT day, profile_id FROM profile_days WHERE 1 = 1{dw}")
+                    format!(
+                        "SELECT DISTINCT day, week, profile_id FROM profile_days WHERE 1 = 1{dw}"
+                    )
                 } else {
                     format!(
-                        "SELECT DISTINCT {day} AS day, profile_id\n  FROM {ACTIVITY} x\n  \
-                         WHERE profile_id IS NOT NULL{w}",
+                        "SELECT DISTINCT {day} AS day, {week} AS week, profile_id\n  \
+                         FROM {ACTIVITY} x\n  WHERE profile_id IS NOT NULL{w}",
                         day = d.day("timestamp"),
+                        week = d.week("timestamp"),
                     )
                 },
-                week = d.week_of_day("day"),
             ),
             vec![Text, Text, Integer],
         ),
@@ -394,11 +399,7 @@ pub fn report_query(
                  FROM a\nJOIN c ON c.profile_id = a.profile_id\nJOIN s ON s.cohort = c.cohort\n\
                  GROUP BY c.cohort, s.size, a.week\nORDER BY 1, 3",
                 source = if day_aligned(params) {
-                    format!(
-                        "SELECT DISTINCT profile_id, {week} AS week FROM profile_days \
-                         WHERE 1 = 1{dw}",
-                        week = d.week_of_day("day"),
-                    )
+                    format!("SELECT DISTINCT profile_id, week FROM profile_days WHERE 1 = 1{dw}")
                 } else {
                     format!(
                         "SELECT DISTINCT profile_id, {week} AS week\n  FROM {ACTIVITY} x\n  \

@@ -217,7 +217,12 @@ pub const INTERNAL_TABLES: &[InternalTable] = &[
     },
     InternalTable {
         name: "profile_days",
-        columns: &[("day", Text), ("profile_id", Text), ("source_id", Text)],
+        columns: &[
+            ("day", Text),
+            ("profile_id", Text),
+            ("source_id", Text),
+            ("week", Text),
+        ],
         key: &["day", "profile_id", "source_id"],
         indexes: &[&["profile_id"]],
     },
