@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use spoor_spec::validate::{batch_size_problem, message_size_problem};
 use spoor_spec::{
     Batch, Map, Message, MessageType, NormalizeCtx, ParseError, Problem, Timestamp, Value,
@@ -173,15 +174,14 @@ pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Acce
         Some(key) => Some(resolve(&keys, key)?),
         None => None,
     };
-    let value: Value = match serde_json::from_slice(request.body) {
-        Ok(value) => value,
+    let parsed = match parse_body(request.endpoint, request.body) {
+        Ok(parsed) => parsed,
         Err(err) => {
-            let err = ParseError::from_json(&err);
             let reason = Reason::from_parse(&err, "");
             return reject_request(state, basic_source, received_at, reason, request.body).await;
         }
     };
-    let body_key = match value.get("writeKey") {
+    let body_key = match parsed.write_key() {
         None | Some(Value::Null) => None,
         Some(Value::String(key)) => Some(key.as_str()),
         Some(_) => return Err(AuthError::NotAString.into()),
@@ -199,33 +199,43 @@ pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Acce
         }
     };
     let mut prepared = Prepared::new(Arc::clone(&source), received_at, request.client_ip);
-    let single = match request.endpoint {
-        Endpoint::Single(kind) => {
-            if let Err(reason) = prepared.single(value, kind, request.body.len()) {
-                let code = reason.0;
-                let errors = reason.1;
+    match parsed {
+        Parsed::Single(value, kind) => {
+            if let Err((code, errors)) = prepared.single(value, kind, request.body.len()) {
                 return reject_single(state, prepared, code, errors).await;
             }
-            true
         }
-        Endpoint::Batch => {
-            let mut batch = match Batch::from_value(value) {
-                Ok(batch) => batch,
-                Err(err) => {
-                    let reason = Reason::from_parse(&err, "");
+        Parsed::Batch { envelope, items } => {
+            let reject = |err: ParseError| Reason::from_parse(&err, "");
+            let items = match items.map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get())) {
+                Some(Ok(items)) => items,
+                _ => {
+                    let reason = reject(ParseError::MissingBatch);
                     return reject_request(state, Some(source), received_at, reason, request.body)
                         .await;
                 }
             };
-            if let Some(problem) = batch_size_problem(request.body.len(), batch.items.len()) {
+            let batch = match Batch::from_value(Value::Object(envelope)) {
+                Ok(batch) => batch,
+                Err(err) => {
+                    return reject_request(
+                        state,
+                        Some(source),
+                        received_at,
+                        reject(err),
+                        request.body,
+                    )
+                    .await;
+                }
+            };
+            if let Some(problem) = batch_size_problem(request.body.len(), items.len()) {
                 let reason = Reason::from_problem(&problem, "");
                 return reject_request(state, Some(source), received_at, reason, request.body)
                     .await;
             }
-            prepared.batch(&mut batch);
-            false
+            prepared.batch(&batch, &items);
         }
-    };
+    }
     let accepted_count = prepared.request.messages.len();
     let rejected = std::mem::take(&mut prepared.rejected);
     let outcome = append(state, prepared.request).await?;
@@ -238,12 +248,97 @@ pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Acce
             1,
         );
     }
-    debug_assert!(!single || rejected.is_empty());
     Ok(Accepted {
         accepted: accepted_count,
         duplicates: outcome.duplicates,
         rejected,
     })
+}
+
+/// A request body, parsed as far as the endpoint needs before authentication.
+enum Parsed<'a> {
+    /// One message and the type its path implies.
+    Single(Value, MessageType),
+    /// A batch: the envelope's fields (with an empty `batch`), and the items' raw JSON.
+    Batch {
+        envelope: Map<String, Value>,
+        items: Option<&'a RawValue>,
+    },
+}
+
+impl Parsed<'_> {
+    fn write_key(&self) -> Option<&Value> {
+        match self {
+            Parsed::Single(value, _) => value.get("writeKey"),
+            Parsed::Batch { envelope, .. } => envelope.get("writeKey"),
+        }
+    }
+}
+
+/// Parses the body. A batch's items stay raw JSON, so each is measured by its exact bytes
+/// and parsed once, on its own.
+fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<Parsed<'_>, ParseError> {
+    match endpoint {
+        Endpoint::Single(kind) => serde_json::from_slice(body)
+            .map(|value| Parsed::Single(value, kind))
+            .map_err(|err| ParseError::from_json(&err)),
+        Endpoint::Batch => {
+            let starts_as_object = body
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'{');
+            if !starts_as_object {
+                // Not an object: find out what it is (or where the JSON breaks).
+                let value: Value =
+                    serde_json::from_slice(body).map_err(|err| ParseError::from_json(&err))?;
+                return Err(ParseError::NotAnObject {
+                    found: spoor_spec::message::json_kind(&value),
+                });
+            }
+            let fields: Vec<(String, &RawValue)> = serde_json::from_slice::<RawObject<'_>>(body)
+                .map_err(|err| ParseError::from_json(&err))?
+                .0;
+            let mut envelope = Map::new();
+            let mut items = None;
+            for (key, raw) in fields {
+                if key == "batch" {
+                    items = Some(raw);
+                    continue;
+                }
+                let value: Value =
+                    serde_json::from_str(raw.get()).map_err(|err| ParseError::from_json(&err))?;
+                envelope.insert(key, value);
+            }
+            envelope.insert("batch".to_owned(), Value::Array(Vec::new()));
+            Ok(Parsed::Batch { envelope, items })
+        }
+    }
+}
+
+/// A JSON object's fields in order, values left raw.
+struct RawObject<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawObject<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = RawObject<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(RawObject(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
 }
 
 async fn append(state: &AppState, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
@@ -392,38 +487,52 @@ impl Prepared {
     }
 
     /// Every item of a batch: accepted or listed as rejected (with a discard).
-    fn batch(&mut self, batch: &mut Batch) {
-        let items = std::mem::take(&mut batch.items);
+    fn batch(&mut self, batch: &Batch, items: &[&RawValue]) {
         self.request.messages.reserve(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            let prefix = format!("batch[{index}]");
-            let size = json_size(&item);
+        for (index, raw) in items.iter().enumerate() {
+            let prefix = || format!("batch[{index}]");
+            let size = raw.get().len();
+            // The text was checked as JSON when the body was split, so this cannot fail;
+            // should it, the item is rejected like any other bad item.
+            let item: Value = match serde_json::from_str(raw.get()) {
+                Ok(item) => item,
+                Err(err) => {
+                    let reason = Reason::from_parse(&ParseError::from_json(&err), &prefix());
+                    self.reject_item(index, vec![reason], &Value::String(raw.get().to_owned()));
+                    continue;
+                }
+            };
             let mut map = match item {
                 Value::Object(map) => map,
                 other => {
                     let err = ParseError::NotAnObject {
                         found: spoor_spec::message::json_kind(&other),
                     };
-                    self.reject_item(index, vec![Reason::from_parse(&err, &prefix)], &other);
+                    self.reject_item(index, vec![Reason::from_parse(&err, &prefix())], &other);
                     continue;
                 }
             };
             if let Some(problem) = message_size_problem(size) {
                 let value = Value::Object(map);
-                self.reject_item(index, vec![Reason::from_problem(&problem, &prefix)], &value);
+                self.reject_item(
+                    index,
+                    vec![Reason::from_problem(&problem, &prefix())],
+                    &value,
+                );
                 continue;
             }
             batch.merge_into(&mut map);
             let message = match to_message(Value::Object(map), None) {
                 Ok(message) => message,
                 Err((err, value)) => {
-                    let reason = Reason::from_parse(&err, &format!("{prefix}.type"));
+                    let reason = Reason::from_parse(&err, &format!("{}.type", prefix()));
                     self.reject_item(index, vec![reason], &value);
                     continue;
                 }
             };
             let report = spoor_spec::validate(&message);
             if !report.is_ok() {
+                let prefix = prefix();
                 let reasons = report
                     .errors()
                     .map(|p| Reason::from_problem(p, &prefix))
@@ -530,21 +639,4 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 fn fresh_message_id() -> String {
     spoor_store::secret::new_uuid()
         .unwrap_or_else(|_| format!("spoor-{}", spoor_store::files::now().unix_nanos()))
-}
-
-/// The size in bytes of a value's compact JSON, without building the text.
-fn json_size(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }

@@ -86,6 +86,27 @@ async fn bad_requests_get_their_status_and_code() {
             "missing_batch",
         ),
         (
+            "batch not an object",
+            "/v1/batch",
+            b"[1]".to_vec(),
+            400,
+            "not_an_object",
+        ),
+        (
+            "batch malformed",
+            "/v1/batch",
+            b"{\"batch\": [".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "batch not an array",
+            "/v1/batch",
+            br#"{"batch": 5}"#.to_vec(),
+            400,
+            "missing_batch",
+        ),
+        (
             "unknown endpoint",
             "/v1/nope",
             br#"{}"#.to_vec(),
@@ -120,6 +141,9 @@ async fn bad_requests_get_their_status_and_code() {
             "missing_identity",
             "message_too_large",
             "too_many_messages",
+            "missing_batch",
+            "not_an_object",
+            "invalid_json",
             "missing_batch",
         ]
     );
