@@ -38,14 +38,16 @@ run_case() {
     data="$(mktemp -d /tmp/spoor-bench-XXXXXX)"
     log="$OUT/server-$store-$mode-$run.log"
     if [ "$store" = null ]; then store_args=(--store null); fi
-    "$SPOOR" serve --data "$data" --listen 127.0.0.1:0 "${store_args[@]}" >"$log" 2>&1 &
+    "$SPOOR" serve --json --data "$data" --listen 127.0.0.1:0 "${store_args[@]}" >"$log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 200); do
-        if grep -q '127\.0\.0\.1:[0-9]' "$log" && grep -qi 'write key' "$log"; then break; fi
+        if grep -q '"listening"' "$log"; then break; fi
         sleep 0.05
     done
-    port="$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -n1 | cut -d: -f2)"
-    key="$(grep -i 'write key' "$log" | head -n1 | grep -oE '[A-Za-z0-9_-]{16,}' | head -n1)"
+    # With --json the server prints {"firstRun": {..., "writeKey": KEY, ...}} and then
+    # {"listening": "127.0.0.1:PORT", "url": ...}.
+    port="$(grep -o '"listening":"127\.0\.0\.1:[0-9]*"' "$log" | grep -o '[0-9]*"$' | tr -d '"')"
+    key="$(grep -o '"writeKey":"[^"]*"' "$log" | head -n1 | cut -d'"' -f4)"
     if [ -z "$port" ] || [ -z "$key" ]; then
         echo "the server did not print its address and write key:" >&2
         cat "$log" >&2

@@ -1,7 +1,8 @@
 //! Realistic request bodies: browser-like track events of about 600 bytes each.
 //!
-//! Every message gets a unique `messageId` (run id, connection, sequence number), so the
-//! collector's dedupe never hides work, and a `userId` / `anonymousId` drawn from a small pool
+//! Every message gets a unique, random-looking uuid4-shaped `messageId` like the Segment
+//! libraries send (so the collector's dedupe index sees the same random insert pattern as in
+//! production, and never hides work), and a `userId` / `anonymousId` drawn from a small pool
 //! like real traffic. Bodies are formatted directly into a byte buffer: the load generator shares
 //! the machine with the server, so it must spend as little CPU per message as it can.
 
@@ -55,12 +56,16 @@ impl EventFactory {
         self.sequence += 1;
         let user = (sequence.wrapping_mul(2_654_435_761) ^ u64::from(self.connection)) % 5000;
         let product = sequence % 977;
+        // The low half is a bijection of (connection, sequence), so ids never repeat within a
+        // run (for fewer than 2^40 messages per connection); the high half mixes in the run.
+        let low = splitmix64((u64::from(self.connection) << 40) | sequence);
+        let high = splitmix64(self.run_id ^ low);
         // Writing to a String cannot fail.
         let _ = write!(
             body,
             concat!(
                 "{{\"type\":\"track\",\"event\":\"Product Viewed\",",
-                "\"messageId\":\"lg-{run:016x}-{conn:04x}-{seq:010x}\",",
+                "\"messageId\":\"{a:08x}-{b:04x}-4{c:03x}-{d:04x}-{e:012x}\",",
                 "\"userId\":\"user-{user}\",\"anonymousId\":\"a7c2e9f0-51b3-4d8e-9a61-{user:012}\",",
                 "\"timestamp\":\"{ts}\",",
                 "\"properties\":{{\"product_id\":\"p-{product}\",",
@@ -72,14 +77,24 @@ impl EventFactory {
                 "\"userAgent\":\"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36\",",
                 "\"locale\":\"en-US\"}}}}"
             ),
-            run = self.run_id,
-            conn = self.connection,
-            seq = sequence,
+            a = high >> 32,
+            b = (high >> 16) & 0xffff,
+            c = high & 0xfff,
+            d = 0x8000 | ((low >> 48) & 0x3fff),
+            e = low & 0xffff_ffff_ffff,
             user = user,
             ts = self.timestamp,
             product = product,
         );
     }
+}
+
+/// SplitMix64's output function: a bijection of `u64` that scatters consecutive inputs.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Formats a Unix time in milliseconds as an ISO-8601 UTC timestamp with milliseconds.
