@@ -56,8 +56,10 @@ run_case() {
     url="http://127.0.0.1:$port"
     "$LOADGEN" --url "$url" --write-key "$key" --mode "$mode" --connections "$CONNECTIONS" \
         --duration "$DURATION" --threads "$LOADGEN_THREADS" >"$OUT/loadgen-$store-$mode-$run.json"
-    local rss_kb stored
+    local rss_kb stored cpu_ticks
     rss_kb="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
+    # utime + stime of the whole server process (fields 14 and 15 of /proc/PID/stat).
+    cpu_ticks="$(awk '{print $14 + $15}' "/proc/$SERVER_PID/stat")"
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=""
@@ -66,12 +68,17 @@ run_case() {
         stored="$("$SPOOR" query "SELECT count(*) AS n FROM messages" --data "$data" --format csv | tail -n1)"
     fi
     python3 - "$OUT/loadgen-$store-$mode-$run.json" "$store" "$run" "$rss_kb" "$stored" \
+        "$cpu_ticks" "$(getconf CLK_TCK)" \
         >>"$OUT/results.jsonl" <<'PY'
 import json, sys
-path, store, run, rss_kb, stored = sys.argv[1:]
+path, store, run, rss_kb, stored, cpu_ticks, ticks_per_s = sys.argv[1:]
 result = json.load(open(path))
+cpu_s = int(cpu_ticks) / int(ticks_per_s)
+# Server CPU per message over its whole life (warm-up included, so slightly pessimistic).
+total = result["messages"] * (1 + 1 / result["duration_s"])
 result.update(store=store, run=int(run), peak_rss_mb=round(int(rss_kb) / 1024, 1),
-              stored=int(stored) if stored else None)
+              stored=int(stored) if stored else None, server_cpu_s=round(cpu_s, 2),
+              server_cpu_us_per_message=round(cpu_s * 1e6 / max(total, 1), 2))
 print(json.dumps(result))
 PY
     rm -rf "$data"
@@ -98,14 +105,16 @@ def med(store, mode, key):
               for r in rows if r["store"] == store and r["mode"] == mode]
     return statistics.median(values)
 print()
-print(f"{'case':<18}{'messages/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}{'errors':>8}")
+print(f"{'case':<18}{'messages/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}"
+      f"{'CPU us/msg':>12}{'errors':>8}")
 for mode in ("batch", "single"):
     for store in ("null", "durable"):
         errors = sum(r["requests_failed"] + r["connection_errors"]
                      for r in rows if r["store"] == store and r["mode"] == mode)
         print(f"{store + ' ' + mode:<18}{med(store, mode, 'messages_per_s'):>12,.0f}"
               f"{med(store, mode, ('latency_ms', 'p50')):>9.2f}{med(store, mode, ('latency_ms', 'p99')):>9.2f}"
-              f"{med(store, mode, 'peak_rss_mb'):>13.1f}{errors:>8}")
+              f"{med(store, mode, 'peak_rss_mb'):>13.1f}"
+              f"{med(store, mode, 'server_cpu_us_per_message'):>12.1f}{errors:>8}")
 print()
 for mode, goal in (("batch", 0.5), ("single", 0.4)):
     ratio = med("durable", mode, "messages_per_s") / max(med("null", mode, "messages_per_s"), 1)
