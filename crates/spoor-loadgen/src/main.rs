@@ -139,6 +139,19 @@ fn run(args: Args) -> Result<serde_json::Value, LoadgenError> {
     Ok(summarize(&args, path, batch_size, reports))
 }
 
+/// CPU time (user + system) this process used so far, from `/proc/self/stat` (in USER_HZ,
+/// which is 100 on Linux); `null` where that file is missing.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start with field 3, so utime and stime (fields 14 and 15) are at 11 and 12 there.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// Merges the connections' reports into the printed JSON object.
 fn summarize(
     args: &Args,
@@ -190,5 +203,6 @@ fn summarize(
             "max": round(percentile(100.0)),
         },
         "statuses": statuses,
+        "loadgen_cpu_s": own_cpu_seconds(),
     })
 }
