@@ -64,10 +64,18 @@ struct Queued {
     json: Vec<u8>,
 }
 
+/// Many serialized messages in one buffer (one allocation for the whole chunk).
+#[derive(Debug)]
+struct Chunk {
+    json: Vec<u8>,
+    /// messageId, tag, and the end offset of the message in `json`.
+    items: Vec<(String, u64, usize)>,
+}
+
 #[derive(Debug)]
 enum Command {
     Message(Queued),
-    Messages(Vec<Queued>),
+    Messages(Chunk),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -180,29 +188,37 @@ impl Client {
 
     /// Validates and queues many messages as one queue entry, so the worker wakes once for
     /// all of them: the fast path for bulk senders. Returns one result per message, in
-    /// order; invalid messages are refused one by one, the valid ones are queued together.
-    /// The queue's capacity counts entries, so one call takes one slot; with
-    /// [`FullPolicy::Fail`] a full queue fails every valid message of the call.
+    /// order; invalid messages are refused one by one, the valid ones are queued together
+    /// (their messageIds come back in each [`Delivery`] with the tag). The queue's capacity
+    /// counts entries, so one call takes one slot; with [`FullPolicy::Fail`] a full queue
+    /// fails every valid message of the call.
     pub async fn enqueue_many(
         &self,
         messages: Vec<(Message, u64)>,
-    ) -> Vec<Result<String, ClientError>> {
+    ) -> Vec<Result<(), ClientError>> {
         let mut results = Vec::with_capacity(messages.len());
-        let mut queued = Vec::with_capacity(messages.len());
+        let mut chunk = Chunk {
+            json: Vec::with_capacity(messages.len() * 320),
+            items: Vec::with_capacity(messages.len()),
+        };
         for (message, tag) in messages {
-            match self.prepare(message, tag) {
-                Ok(item) => {
-                    results.push(Ok(item.id.clone()));
-                    queued.push(item);
+            let start = chunk.json.len();
+            match self.prepare_into(message, &mut chunk.json) {
+                Ok(id) => {
+                    results.push(Ok(()));
+                    chunk.items.push((id, tag, chunk.json.len()));
                 }
-                Err(err) => results.push(Err(err)),
+                Err(err) => {
+                    chunk.json.truncate(start);
+                    results.push(Err(err));
+                }
             }
         }
-        if queued.is_empty() {
+        if chunk.items.is_empty() {
             return results;
         }
-        let count = queued.len() as u64;
-        let command = Command::Messages(queued);
+        let count = chunk.items.len() as u64;
+        let command = Command::Messages(chunk);
         let sent = match self.when_full {
             FullPolicy::Wait => self.tx.send(command).await.map_err(|_| ClientError::Closed),
             FullPolicy::Fail => self.tx.try_send(command).map_err(|err| match err {
@@ -237,15 +253,32 @@ impl Client {
     }
 
     fn prepare(&self, message: Message, tag: u64) -> Result<Queued, ClientError> {
-        let message = self.complete(message)?;
-        let json = message.to_vec();
-        if let Some(problem) = spoor_spec::validate::message_size_problem(json.len()) {
+        let mut json = Vec::with_capacity(512);
+        let id = self.prepare_into(message, &mut json)?;
+        Ok(Queued { id, tag, json })
+    }
+
+    /// Completes `message`, appends its JSON to `out`, and returns its messageId. On an
+    /// error `out` may hold a partial message: the caller truncates it.
+    fn prepare_into(&self, message: Message, out: &mut Vec<u8>) -> Result<String, ClientError> {
+        let mut message = self.complete(message)?;
+        let start = out.len();
+        serde_json::to_writer(&mut *out, message.body()).map_err(|err| {
+            ClientError::invalid(
+                "",
+                spoor_spec::Code::WrongType,
+                format!("cannot serialize: {err}"),
+            )
+        })?;
+        if let Some(problem) = spoor_spec::validate::message_size_problem(out.len() - start) {
             return Err(ClientError::Invalid {
                 problems: vec![problem],
             });
         }
-        let id = message.message_id().unwrap_or_default().to_owned();
-        Ok(Queued { id, tag, json })
+        match message.body_mut().remove("messageId") {
+            Some(Value::String(id)) => Ok(id),
+            _ => Ok(String::new()),
+        }
     }
 
     /// Waits until every message queued before this call is delivered or definitively failed.
@@ -324,8 +357,10 @@ const BATCH_PREFIX: &[u8] = br#"{"batch":["#;
 
 impl Batch {
     fn new() -> Batch {
+        let mut body = Vec::with_capacity(64 * 1024);
+        body.extend_from_slice(BATCH_PREFIX);
         Batch {
-            body: BATCH_PREFIX.to_vec(),
+            body,
             ids: Vec::new(),
         }
     }
@@ -364,11 +399,15 @@ impl Worker {
                 }
                 command = rx.recv() => match command {
                     Some(Command::Message(queued)) => {
-                        self.accept(queued, suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
+                        let item = (queued.id, queued.tag);
+                        self.accept(&queued.json, item, suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
                     }
-                    Some(Command::Messages(items)) => {
-                        for queued in items {
-                            self.accept(queued, suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
+                    Some(Command::Messages(chunk)) => {
+                        let mut start = 0;
+                        for (id, tag, end) in chunk.items {
+                            let json = chunk.json.get(start..end).unwrap_or_default();
+                            start = end;
+                            self.accept(json, (id, tag), suffix_len, &mut batch, &mut deadline, &mut in_flight).await;
                         }
                     }
                     Some(Command::Flush(done)) => {
@@ -398,13 +437,14 @@ impl Worker {
     /// fit, and after it when the batch is full.
     async fn accept(
         self: &Arc<Self>,
-        queued: Queued,
+        json: &[u8],
+        item: (String, u64),
         suffix_len: usize,
         batch: &mut Batch,
         deadline: &mut Option<Instant>,
         in_flight: &mut JoinSet<()>,
     ) {
-        let needed = batch.body.len() + 1 + queued.json.len() + suffix_len;
+        let needed = batch.body.len() + 1 + json.len() + suffix_len;
         if !batch.is_empty() && needed > self.max_request_bytes {
             *deadline = None;
             self.dispatch(batch, in_flight).await;
@@ -412,8 +452,8 @@ impl Worker {
         if !batch.is_empty() {
             batch.body.push(b',');
         }
-        batch.body.extend_from_slice(&queued.json);
-        batch.ids.push((queued.id, queued.tag));
+        batch.body.extend_from_slice(json);
+        batch.ids.push(item);
         if batch.ids.len() == 1 {
             *deadline = Some(Instant::now() + self.flush_interval);
         }
@@ -444,17 +484,17 @@ impl Worker {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             match self.transport.post("/v1/batch", body, attempt - 1).await {
                 Attempt::Delivered { status, .. } => {
-                    return self.report(&batch, &Outcome::Delivered { status }, attempt);
+                    return self.report(batch, &Outcome::Delivered { status }, attempt);
                 }
                 Attempt::Rejected { status, body } => {
-                    return self.report(&batch, &Outcome::Rejected { status, body }, attempt);
+                    return self.report(batch, &Outcome::Rejected { status, body }, attempt);
                 }
                 Attempt::Retry {
                     reason,
                     retry_after,
                 } => {
                     if attempt > self.max_retries {
-                        return self.report(&batch, &Outcome::Failed { reason }, attempt);
+                        return self.report(batch, &Outcome::Failed { reason }, attempt);
                     }
                     self.counters
                         .retried
@@ -470,7 +510,7 @@ impl Worker {
         }
     }
 
-    fn report(&self, batch: &Batch, outcome: &Outcome, attempts: u32) {
+    fn report(&self, batch: Batch, outcome: &Outcome, attempts: u32) {
         let counter = match outcome {
             Outcome::Delivered { .. } => &self.counters.delivered,
             Outcome::Rejected { .. } => &self.counters.rejected,
@@ -478,10 +518,10 @@ impl Worker {
         };
         counter.fetch_add(batch.ids.len() as u64, Ordering::Relaxed);
         if let Some(callback) = &self.callback {
-            for (message_id, tag) in &batch.ids {
+            for (message_id, tag) in batch.ids {
                 callback(Delivery {
-                    message_id: message_id.clone(),
-                    tag: *tag,
+                    message_id,
+                    tag,
                     outcome: outcome.clone(),
                     attempts,
                 });
