@@ -444,3 +444,40 @@ async fn enqueue_many_refuses_the_invalid_and_delivers_the_rest() {
     tags.sort_unstable();
     assert_eq!(tags, (0..20).filter(|n| *n != 5).collect::<Vec<u64>>());
 }
+
+/// A clock stuck at one instant.
+struct FixedClock(spoor_client::Timestamp);
+
+impl spoor_client::Clock for FixedClock {
+    fn now(&self) -> spoor_client::Timestamp {
+        self.0
+    }
+}
+
+#[tokio::test]
+async fn the_injected_clock_sets_sent_at_and_missing_timestamps() {
+    let server = FaultServer::start(vec![]);
+    let (mut config, _) = config(&server);
+    let fixed = spoor_client::Timestamp::parse("2030-01-02T03:04:05.678Z").expect("timestamp");
+    config.clock = Arc::new(FixedClock(fixed));
+    let client = Client::new(config).expect("client");
+    client.enqueue(track(1)).await.expect("queued");
+    let own = Track::new("Past")
+        .user_id("u")
+        .timestamp(spoor_client::Timestamp::parse("2020-05-05T00:00:00Z").expect("timestamp"))
+        .build()
+        .expect("valid");
+    client.enqueue(own).await.expect("queued");
+    client.close().await;
+    let state = server.lock();
+    let body = &state.requests[0].body;
+    assert_eq!(body["sentAt"], "2030-01-02T03:04:05.678Z");
+    assert_eq!(
+        body["batch"][0]["timestamp"], "2030-01-02T03:04:05.678Z",
+        "stamped at enqueue"
+    );
+    assert_eq!(
+        body["batch"][1]["timestamp"], "2020-05-05T00:00:00.000Z",
+        "the caller's time kept"
+    );
+}
