@@ -424,7 +424,8 @@ async fn reject_single(
 /// Messages and discards of one request, being built.
 struct Prepared {
     source: Arc<str>,
-    client_ip: Option<IpAddr>,
+    /// The client's address as text, formatted once per request.
+    client_ip: Option<String>,
     request: AppendRequest,
     rejected: Vec<RejectedItem>,
 }
@@ -433,7 +434,7 @@ impl Prepared {
     fn new(source: Arc<str>, received_at: Timestamp, client_ip: Option<IpAddr>) -> Prepared {
         Prepared {
             source,
-            client_ip,
+            client_ip: client_ip.map(|ip| ip.to_string()),
             request: AppendRequest {
                 received_at,
                 messages: Vec::new(),
@@ -567,7 +568,7 @@ impl Prepared {
     fn accept(&mut self, mut message: Message) {
         let body = message.body_mut();
         body.shift_remove("writeKey");
-        if let Some(ip) = self.client_ip {
+        if let Some(ip) = &self.client_ip {
             fill_ip(body, ip);
         }
         let mut new_id = fresh_message_id;
@@ -612,16 +613,16 @@ fn to_message(value: Value, implied: Option<MessageType>) -> Result<Message, (Pa
     }
 }
 
-fn fill_ip(body: &mut Map<String, Value>, ip: IpAddr) {
+fn fill_ip(body: &mut Map<String, Value>, ip: &str) {
     match body.get_mut("context") {
         Some(Value::Object(context)) => {
             if context.get("ip").is_none_or(Value::is_null) {
-                context.insert("ip".to_owned(), Value::String(ip.to_string()));
+                context.insert("ip".to_owned(), Value::String(ip.to_owned()));
             }
         }
         None | Some(Value::Null) => {
             let mut context = Map::new();
-            context.insert("ip".to_owned(), Value::String(ip.to_string()));
+            context.insert("ip".to_owned(), Value::String(ip.to_owned()));
             body.insert("context".to_owned(), Value::Object(context));
         }
         Some(_) => {}

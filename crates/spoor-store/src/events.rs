@@ -27,7 +27,6 @@ use crate::files::{self, EVENTS_DB};
 use crate::log::{LogEntry, LogSource};
 
 pub(crate) const SCHEMA_VERSION: i64 = 1;
-const PAGE_SIZE: i64 = 16_384;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -66,9 +65,6 @@ pub(crate) fn open_for_writing(dir: &Path) -> Result<Connection, StoreError> {
     let path = files::ensure_private_file(&dir.join(EVENTS_DB))?;
     let conn = Connection::open(&path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    // Larger pages mean fewer WAL frames (and checksums) per message. This only takes
-    // effect on a new, empty file; existing files keep their page size.
-    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -16_384)?;
