@@ -217,6 +217,8 @@ async fn main() {
     let mut messages = 1_000_000usize;
     let mut postgres: Option<String> = None;
     let mut runs = 5usize;
+    let mut skip_sqlite = false;
+    let mut keep = false;
     let mut dir =
         std::env::temp_dir().join(format!("spoor-warehouse-bench-{}", std::process::id()));
     let mut args = std::env::args().skip(1);
@@ -226,6 +228,8 @@ async fn main() {
             "--postgres" => postgres = args.next(),
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(runs),
             "--dir" => dir = args.next().map(Into::into).unwrap_or(dir),
+            "--skip-sqlite" => skip_sqlite = true,
+            "--keep" => keep = true,
             other => {
                 eprintln!(
                     "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR"
@@ -243,15 +247,19 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("bench dir");
     let path = dir.join("warehouse.db");
     let _ = std::fs::remove_file(&path);
-    let store = AnyStore::Sqlite(SqliteStore::open(&path).expect("sqlite"));
-    bench("sqlite", store, &log, runs).await;
+    if !skip_sqlite {
+        let store = AnyStore::Sqlite(SqliteStore::open(&path).expect("sqlite"));
+        bench("sqlite", store, &log, runs).await;
+    }
     if let Some(url) = postgres {
         let sep = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{sep}schema=spoor_bench_{}", std::process::id());
         let mut store = AnyStore::open(&url).await.expect("postgres");
         store.reset().await.expect("reset");
         bench("postgres", store, &log, runs).await;
-        if let Ok(pg) = spoor_warehouse::postgres::PgStore::connect(&url).await {
+        if keep {
+            println!("kept the PostgreSQL warehouse: {url}");
+        } else if let Ok(pg) = spoor_warehouse::postgres::PgStore::connect(&url).await {
             let _ = pg.drop_schema().await;
         }
     }

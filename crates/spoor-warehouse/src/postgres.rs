@@ -4,7 +4,8 @@
 //! The warehouse lives in one schema, `spoor` unless the URL says otherwise with a
 //! `schema=NAME` query parameter (spoor removes it before connecting), and the session's
 //! `search_path` points at it, so every table has its plain name as on SQLite. Sessions run in
-//! UTC with ISO dates and standard conforming strings.
+//! UTC with ISO dates and standard conforming strings, and with 64 MB of `work_mem` so report
+//! aggregations over millions of rows stay in memory.
 //!
 //! Rows are loaded with `COPY ... FROM STDIN` (text format); `users`, `accounts` and traits
 //! are upserted with multi-row `INSERT ... ON CONFLICT`. Queries use the simple protocol, so
@@ -108,7 +109,8 @@ impl PgStore {
             .batch_execute(&format!(
                 "SET client_min_messages = warning; CREATE SCHEMA IF NOT EXISTS {s}; \
                  SET search_path TO {s}; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; \
-                 SET standard_conforming_strings = on; SET IntervalStyle = 'postgres'"
+                 SET standard_conforming_strings = on; SET IntervalStyle = 'postgres'; \
+                 SET work_mem = '64MB'"
             ))
             .await?;
         Ok(())
