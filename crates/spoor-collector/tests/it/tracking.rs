@@ -661,6 +661,25 @@ async fn slow_clients_are_cut_off() {
     let server = TestServer::start_with("slow", config, Duration::from_secs(60)).await;
     let addr = server.url.trim_start_matches("http://").to_owned();
 
+    // A connection that never sends anything is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), idle.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the server kept an idle connection open");
+
+    // So is a kept-alive connection that goes quiet after a request.
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), kept.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the server kept a quiet kept-alive connection open"
+    );
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+
     // Headers never finished: the connection is closed.
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stream
