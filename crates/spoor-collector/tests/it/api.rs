@@ -26,6 +26,22 @@ async fn call(
     answer(request.send().await.unwrap()).await
 }
 
+/// Polls `GET /api/` with `token` until it answers `status`, for at most a second.
+async fn wait_for_status(server: &TestServer, token: &str, status: u16) {
+    let started = std::time::Instant::now();
+    loop {
+        let (got, _) = call(server, reqwest::Method::GET, "/", Some(token), None).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "still {got}, not {status}, after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 fn error_type(answer: &Value) -> &str {
     answer["errors"][0]["type"].as_str().unwrap_or("")
 }
@@ -40,7 +56,7 @@ async fn tokens_roles_and_errors() {
         (token.id, secret)
     };
     // The running server picks the new token up within a second.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    wait_for_status(&server, &member, 200).await;
 
     let (status, body) = call(&server, reqwest::Method::GET, "/", Some(&owner), None).await;
     assert_eq!(status, 200, "{body}");
