@@ -149,9 +149,7 @@ async fn tokens_roles_and_errors() {
         .unwrap()
         .revoke_token(&member_id)
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let (status, _) = call(&server, reqwest::Method::GET, "/", Some(&member), None).await;
-    assert_eq!(status, 401);
+    wait_for_status(&server, &member, 401).await;
 }
 
 #[tokio::test]
