@@ -14,12 +14,21 @@ use clap::{Parser, Subcommand};
 
 /// spoor: Segment's Tracking API, done properly. A collector that keeps your events and a
 /// connector that sends them.
-///
-/// Start a collector:      spoor serve
-/// Send an event to it:    spoor track --event "Signed Up" --user-id u1
-/// See what arrived:       spoor query "SELECT type, event, user_id FROM messages"
 #[derive(Debug, Parser)]
-#[command(name = "spoor", version, about, long_about, propagate_version = true)]
+#[command(
+    name = "spoor",
+    version,
+    about,
+    long_about,
+    propagate_version = true,
+    after_help = "Examples:\n  \
+        spoor serve                                      start a collector on 127.0.0.1:8088\n  \
+        spoor track --event \"Signed Up\" --user-id u1     send an event to it\n  \
+        spoor query \"SELECT event, user_id FROM messages\"  see what arrived\n  \
+        spoor report top-events                          a BI report over the warehouse\n\n\
+        Exit codes: 0 success, 1 runtime failure, 2 bad input, 3 refused or not delivered, \
+        4 not found."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
