@@ -31,11 +31,10 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos:x}_{n}", std::process::id())
 }
 
-/// A fresh SQLite warehouse in a new temporary directory.
+/// A fresh SQLite warehouse, in memory (the same engine and SQL; the file-backed database is
+/// exercised end to end by spoor-cli's warehouse tests), so tests leave no files behind.
 pub fn sqlite_store() -> AnyStore {
-    let dir = std::env::temp_dir().join(unique("spoor_wh"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    AnyStore::Sqlite(SqliteStore::open(&dir.join("warehouse.db")).expect("open sqlite"))
+    AnyStore::Sqlite(SqliteStore::open(std::path::Path::new(":memory:")).expect("open sqlite"))
 }
 
 /// The PostgreSQL URL, or `None` (and a printed skip) when unset.
