@@ -52,6 +52,17 @@ pub enum WarehouseError {
         /// What is wrong.
         what: String,
     },
+    /// A file of the warehouse could not be created or restricted.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A blocking task failed.
     #[error("warehouse task failed: {reason}")]
     Task {

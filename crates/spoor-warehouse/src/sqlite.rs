@@ -123,14 +123,37 @@ pub fn query_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Rows> {
     Ok(Rows { columns, rows })
 }
 
+/// Creates `path` empty with mode 0600 when it does not exist yet.
+fn create_private(path: &Path) -> Result<(), WarehouseError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|source| WarehouseError::Io {
+            action: "create",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// A SQLite warehouse.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) a warehouse file.
+    /// Opens (creating when missing) a warehouse file. A new file is created with mode 0600
+    /// before SQLite opens it, so it and its `-wal` and `-shm` files are private like the rest
+    /// of the data directory.
     pub fn open(path: &Path) -> Result<SqliteStore, WarehouseError> {
+        create_private(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -213,12 +213,13 @@ async fn first_start_prints_the_secrets_once_and_the_curl_example_works() {
     );
     assert_eq!(again.terminate().code(), Some(0));
 
-    // Files holding secrets are private.
+    // Files holding secrets or events are private, the warehouse's included.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(dir.data()), 0o700);
     assert_eq!(mode(dir.data().join("meta.db")), 0o600);
     assert_eq!(mode(dir.data().join("events.db")), 0o600);
+    assert_eq!(mode(dir.data().join("warehouse.db")), 0o600);
 }
 
 #[tokio::test]
