@@ -258,10 +258,49 @@ impl Client {
         Ok(Queued { id, tag, json })
     }
 
-    /// Completes `message`, appends its JSON to `out`, and returns its messageId. On an
-    /// error `out` may hold a partial message: the caller truncates it.
-    fn prepare_into(&self, message: Message, out: &mut Vec<u8>) -> Result<String, ClientError> {
-        let mut message = self.complete(message)?;
+    /// Completes `message` like [`complete`], appends its JSON to `out`, and returns its
+    /// messageId. On an error `out` may hold a partial message: the caller truncates it.
+    ///
+    /// This is the hot path of bulk sending, so the fields the client adds (messageId,
+    /// timestamp, and `context` when the message has none) are appended to the serialized
+    /// object as text instead of being inserted into the map first; only an existing
+    /// `context` object gets `library` inserted.
+    fn prepare_into(&self, mut message: Message, out: &mut Vec<u8>) -> Result<String, ClientError> {
+        builder::check(&message)?;
+        let body = message.body_mut();
+        let existing_id = match body.get("messageId") {
+            None => None,
+            Some(Value::Null) => {
+                body.shift_remove("messageId");
+                None
+            }
+            Some(Value::String(id)) => Some(id.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        let stamp = if self.stamp_timestamp {
+            match body.get("timestamp") {
+                None => true,
+                Some(Value::Null) => {
+                    body.shift_remove("timestamp");
+                    true
+                }
+                Some(_) => false,
+            }
+        } else {
+            false
+        };
+        let append_context = match body.get_mut("context") {
+            None => true,
+            Some(Value::Null) => {
+                body.shift_remove("context");
+                true
+            }
+            Some(Value::Object(context)) => {
+                context.insert("library".to_owned(), library());
+                false
+            }
+            Some(_) => false,
+        };
         let start = out.len();
         serde_json::to_writer(&mut *out, message.body()).map_err(|err| {
             ClientError::invalid(
@@ -270,15 +309,35 @@ impl Client {
                 format!("cannot serialize: {err}"),
             )
         })?;
+        // The body is a non-empty object (it always has "type"): reopen it before the `}`.
+        if out.last() == Some(&b'}') {
+            out.pop();
+        }
+        let id = match existing_id {
+            Some(id) => id,
+            None => {
+                let id = id::uuid_v4()?;
+                out.extend_from_slice(br#","messageId":""#);
+                out.extend_from_slice(id.as_bytes());
+                out.push(b'"');
+                id
+            }
+        };
+        if stamp {
+            out.extend_from_slice(br#","timestamp":""#);
+            out.extend_from_slice(self.clock.now().to_string().as_bytes());
+            out.push(b'"');
+        }
+        if append_context {
+            out.extend_from_slice(LIBRARY_CONTEXT.as_bytes());
+        }
+        out.push(b'}');
         if let Some(problem) = spoor_spec::validate::message_size_problem(out.len() - start) {
             return Err(ClientError::Invalid {
                 problems: vec![problem],
             });
         }
-        match message.body_mut().remove("messageId") {
-            Some(Value::String(id)) => Ok(id),
-            _ => Ok(String::new()),
-        }
+        Ok(id)
     }
 
     /// Waits until every message queued before this call is delivered or definitively failed.
@@ -313,6 +372,24 @@ impl Client {
             requests: c.requests.load(Ordering::Relaxed),
         }
     }
+}
+
+/// `,"context":{"library":...}`, appended to messages that have no context.
+const LIBRARY_CONTEXT: &str = concat!(
+    r#","context":{"library":{"name":"spoor","version":""#,
+    env!("CARGO_PKG_VERSION"),
+    r#""}}"#
+);
+
+/// `{"name": "spoor", "version": ...}`.
+fn library() -> Value {
+    let mut library = Map::new();
+    library.insert("name".to_owned(), Value::String(LIBRARY_NAME.to_owned()));
+    library.insert(
+        "version".to_owned(),
+        Value::String(LIBRARY_VERSION.to_owned()),
+    );
+    Value::Object(library)
 }
 
 /// Validates `message` and completes it: a UUID v4 `messageId` when it has none,

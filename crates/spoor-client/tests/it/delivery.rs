@@ -481,3 +481,59 @@ async fn the_injected_clock_sets_sent_at_and_missing_timestamps() {
         "the caller's time kept"
     );
 }
+
+#[tokio::test]
+async fn library_context_is_added_whatever_context_the_message_has() {
+    let server = FaultServer::start(vec![]);
+    let (config, _) = config(&server);
+    let client = Client::new(config).expect("client");
+    for (n, context) in [
+        json!({"ip": "1.2.3.4", "library": {"name": "mine"}}),
+        Value::Null,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let message = Message::from_value(
+            json!({"type": "track", "userId": "u", "event": "E", "messageId": null, "timestamp": null, "context": context, "properties": {"n": n}}),
+            None,
+        )
+        .expect("parse");
+        client.enqueue(message).await.expect("queued");
+    }
+    client.close().await;
+    let state = server.lock();
+    let batch = state.requests[0].body["batch"]
+        .as_array()
+        .expect("batch")
+        .clone();
+    assert_eq!(
+        batch[0]["context"]["ip"], "1.2.3.4",
+        "the caller's context is kept"
+    );
+    for message in &batch {
+        assert_eq!(message["context"]["library"]["name"], "spoor");
+        assert_eq!(message["messageId"].as_str().map(str::len), Some(36));
+        assert!(
+            message["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z'))
+        );
+    }
+    let raw = &state.requests[0].raw;
+    assert_eq!(
+        raw.matches(r#""context":"#).count(),
+        2,
+        "one context per message: {raw}"
+    );
+    assert_eq!(
+        raw.matches(r#""messageId":"#).count(),
+        2,
+        "one messageId per message: {raw}"
+    );
+    assert_eq!(
+        raw.matches(r#""timestamp":"#).count(),
+        2,
+        "one timestamp per message: {raw}"
+    );
+}

@@ -40,6 +40,8 @@ pub enum Fault {
 pub struct Seen {
     /// The decompressed body, parsed.
     pub body: Value,
+    /// The decompressed body as text.
+    pub raw: String,
     /// The body's size in bytes before decompression.
     pub wire_bytes: usize,
     /// The decompressed size.
@@ -164,6 +166,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
             let mut state = state.lock().expect("state lock");
             state.requests.push(Seen {
                 body: parsed.clone(),
+                raw: String::from_utf8_lossy(&body).into_owned(),
                 wire_bytes,
                 json_bytes: body.len(),
                 headers,
