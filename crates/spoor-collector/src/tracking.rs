@@ -21,6 +21,8 @@ use crate::net::PeerAddr;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/{kind}", post(post_message))
+        // The no-code Segment app documents its example as `/v1/group/`: accept the slash.
+        .route("/v1/{kind}/", post(post_message))
         .route("/v1/projects/{write_key}/settings", get(settings))
         .layer(axum::middleware::from_fn(crate::cors::layer))
 }

@@ -422,7 +422,8 @@ fn connector_api_call_from_the_help_page_works_as_written() {
         &[
             "api",
             "POST",
-            "/v1/group",
+            // As the help page writes it, trailing slash included.
+            "/v1/group/",
             "--header",
             "Content-Type: application/json",
             "--body",
