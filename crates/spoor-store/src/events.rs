@@ -11,8 +11,12 @@
 //!   message (or rejected request), with the reasons as a JSON array of
 //!   `{"path", "code", "message"}`.
 //! - `dedupe(source_id, message_id, received_ms)` WITHOUT ROWID: the messageIds seen in the
-//!   dedupe window. It lives on disk, so memory stays bounded whatever the window holds;
-//!   old rows are pruned in small steps by the writer.
+//!   dedupe window, flushed there in sorted bulk by the writer (not in the commit of the
+//!   messages themselves). It lives on disk, so memory stays bounded whatever the window
+//!   holds; old rows are pruned in small steps by the writer.
+//! - `dedupe_meta(id = 1, last_seq)`: the highest `seq` whose `(source_id, message_id)` is in
+//!   `dedupe`. Messages after it are covered by the writer's in-memory table, which is rebuilt
+//!   from `messages` on open (see [`crate::writer`]).
 //!
 //! The schema version is `PRAGMA user_version`.
 
@@ -26,7 +30,7 @@ use crate::error::StoreError;
 use crate::files::{self, EVENTS_DB};
 use crate::log::{LogEntry, LogSource};
 
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -56,6 +60,11 @@ CREATE TABLE IF NOT EXISTS dedupe (
     PRIMARY KEY (source_id, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedupe_received ON dedupe(received_ms);
+CREATE TABLE IF NOT EXISTS dedupe_meta (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO dedupe_meta (id, last_seq) SELECT 1, coalesce(max(seq), 0) FROM messages;
 ";
 
 /// Opens `DIR/events.db` for writing (creating it 0600, and `DIR` 0700, when missing),
@@ -91,6 +100,8 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     if version < SCHEMA_VERSION {
+        // Version 1 wrote `dedupe` in the same transaction as `messages`, so the index covers
+        // every existing message: `dedupe_meta.last_seq` starts at the current `max(seq)`.
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;

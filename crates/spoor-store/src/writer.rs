@@ -10,15 +10,36 @@
 //! `Ok` from [`MessageLog::append`] means the messages are on disk, and a crash at any moment
 //! either keeps a whole transaction or none of it.
 //!
-//! Deduplication happens in the same transaction: a message whose `(source_id, messageId)`
-//! is in `dedupe` with a `received_ms` inside the window is counted as a duplicate and not
-//! stored again. The writer prunes rows older than the window in steps of
-//! [`PRUNE_STEP`] rows, at most once a minute, so pruning never stalls a commit for long.
+//! # Deduplication
+//! A message whose `(source_id, messageId)` was stored with a `received_ms` inside the window
+//! is counted as a duplicate and not stored again. The commit transaction writes only
+//! `messages` and `discards`: the `dedupe` index is derived from `messages` and kept out of
+//! it, because each random messageId would dirty a random leaf of its B-tree per message.
+//! The writer looks a messageId up, in this order, in
+//! 1. the messages of the group being written (two copies in one commit are stored once);
+//! 2. the memtable: an in-memory map of the messages committed since the last flush;
+//! 3. the `dedupe` table on disk (a point lookup on the writer's own connection).
+//!
+//! A group's new entries join the memtable only once its commit succeeded. When the memtable
+//! holds [`DEDUPE_FLUSH_ENTRIES`] entries, or [`DEDUPE_FLUSH_EVERY`] has passed, or the log
+//! closes, the writer (after answering the group's requests) writes it into `dedupe` sorted
+//! by key, in one transaction that also sets `dedupe_meta.last_seq` to the highest `seq`
+//! covered, then clears it. So memory stays bounded by the flush size, and after a crash at
+//! any moment [`SqliteLog::open`] rebuilds the memtable from the `messages` rows with
+//! `seq > last_seq` (their source, messageId and `received_at`), flushing as it goes:
+//! exactly-once holds across `kill -9`. Keys stay the text `(source_id, message_id)`, so there
+//! is no hash and no collision risk. With the window at zero nothing is looked up or kept, and
+//! `last_seq` is moved to the end of the log on open, so turning dedupe back on later does not
+//! replay the messages stored meanwhile (as before, they are not in the index).
+//!
+//! The writer prunes rows older than the window in steps of [`PRUNE_STEP`] rows, at most
+//! once a minute, so pruning never stalls a commit for long.
 //!
 //! WAL checkpoints (copying committed pages into the main file) run on a second thread with
 //! its own connection, every [`CHECKPOINT_EVERY`], so the writer's commits never wait for
 //! them; the writer checkpoints itself only if the WAL grows past a safety limit.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -42,6 +63,10 @@ pub const MAX_GROUP_MESSAGES: usize = 20_000;
 /// Old dedupe rows deleted per transaction while pruning.
 pub const PRUNE_STEP: usize = 5_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Memtable entries after which the writer flushes them into `dedupe`.
+pub const DEDUPE_FLUSH_ENTRIES: usize = 50_000;
+/// Age of the oldest unflushed memtable entry after which the writer flushes anyway.
+pub const DEDUPE_FLUSH_EVERY: Duration = Duration::from_secs(60);
 const QUEUE_CAPACITY: usize = 4_096;
 /// How often the checkpoint thread runs a passive checkpoint.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
@@ -237,10 +262,27 @@ impl std::fmt::Debug for SqliteLog {
 }
 
 impl SqliteLog {
-    /// Opens (creating when missing) `DIR/events.db` and starts the writer thread.
+    /// Opens (creating when missing) `DIR/events.db`, rebuilds the dedupe memtable from the
+    /// messages not yet in the `dedupe` index, and starts the writer thread.
     pub fn open(dir: &Path, config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
+        SqliteLog::open_with_flush_entries(dir, config, DEDUPE_FLUSH_ENTRIES)
+    }
+
+    /// [`SqliteLog::open`] with another memtable flush size (at least 1): for tests and tuning.
+    pub fn open_with_flush_entries(
+        dir: &Path,
+        config: SqliteLogConfig,
+        flush_entries: usize,
+    ) -> Result<SqliteLog, StoreError> {
         let conn = events::open_for_writing(dir)?;
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let window_ms = i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        let mut dedupe = Dedupe {
+            memtable: HashMap::new(),
+            flush_entries: flush_entries.max(1),
+            first_unflushed: None,
+        };
+        dedupe.recover(&conn, window_ms)?;
         let checkpointer = events::open_for_writing(dir)?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
@@ -255,8 +297,10 @@ impl SqliteLog {
             conn,
             receiver,
             shared: Arc::clone(&shared),
-            window_ms: i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX),
+            window_ms,
             next_prune: Instant::now(),
+            dedupe,
+            pending: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("spoor-log-writer".to_owned())
@@ -355,6 +399,136 @@ struct Writer {
     shared: Arc<Shared>,
     window_ms: i64,
     next_prune: Instant,
+    dedupe: Dedupe,
+    /// The fresh dedupe entries of the group being written, merged into the memtable only
+    /// once its commit succeeded.
+    pending: HashMap<DedupeKey, i64>,
+}
+
+/// A dedupe key: `(source_id, message_id)`.
+type DedupeKey = (Arc<str>, String);
+
+/// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`.
+struct Dedupe {
+    memtable: HashMap<DedupeKey, i64>,
+    flush_entries: usize,
+    first_unflushed: Option<Instant>,
+}
+
+impl Dedupe {
+    /// Brings the memtable in line with the log after an open (clean or after a crash): reads
+    /// the messages after `dedupe_meta.last_seq`, flushing every `flush_entries` of them.
+    fn recover(&mut self, conn: &Connection, window_ms: i64) -> Result<(), StoreError> {
+        let last_seq: i64 =
+            conn.query_row("SELECT last_seq FROM dedupe_meta WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        if window_ms <= 0 {
+            conn.execute(
+                "UPDATE dedupe_meta SET last_seq = (SELECT coalesce(max(seq), 0) FROM messages) \
+                 WHERE id = 1",
+                [],
+            )?;
+            return Ok(());
+        }
+        let mut after = last_seq;
+        loop {
+            let mut rows: Vec<(i64, String, String, String)> = Vec::new();
+            {
+                let mut stmt = conn.prepare(
+                    "SELECT seq, source_id, message_id, received_at FROM messages \
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let limit = i64::try_from(self.flush_entries).unwrap_or(i64::MAX);
+                let mapped = stmt.query_map(params![after, limit], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?;
+                for row in mapped {
+                    rows.push(row?);
+                }
+            }
+            let Some(last) = rows.last().map(|row| row.0) else {
+                break;
+            };
+            for (_, source_id, message_id, received_at) in rows {
+                // `received_at` is always written by the writer from a valid timestamp; an
+                // unreadable one is remembered as "now", which only widens the window.
+                let received_ms = Timestamp::parse(&received_at)
+                    .map(Timestamp::unix_millis)
+                    .unwrap_or_else(|_| crate::files::now().unix_millis());
+                self.memtable
+                    .insert((Arc::from(source_id), message_id), received_ms);
+            }
+            after = last;
+            if self.memtable.len() >= self.flush_entries {
+                self.flush(conn, Some(after))?;
+            }
+        }
+        if !self.memtable.is_empty() {
+            self.first_unflushed = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The `received_ms` of a key committed earlier: memtable first, then disk.
+    fn lookup(&self, conn: &Connection, key: &DedupeKey) -> Result<Option<i64>, StoreError> {
+        if let Some(ms) = self.memtable.get(key) {
+            return Ok(Some(*ms));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT received_ms FROM dedupe WHERE source_id = ?1 AND message_id = ?2",
+        )?;
+        let mut rows = stmt.query(params![&*key.0, key.1])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(row.get(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.memtable.len() >= self.flush_entries
+            || self
+                .first_unflushed
+                .is_some_and(|first| first.elapsed() >= DEDUPE_FLUSH_EVERY)
+    }
+
+    /// Writes the memtable into `dedupe` sorted by key and records the last `seq` covered
+    /// (`covered`, or the log's current end) in the same transaction, then clears it. On
+    /// error the memtable is kept, and the flush is tried again later.
+    fn flush(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
+        let mut entries: Vec<(&DedupeKey, &i64)> = self.memtable.iter().collect();
+        entries.sort_unstable_by(|a, b| (&*a.0.0, &a.0.1).cmp(&(&*b.0.0, &b.0.1)));
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| -> Result<(), StoreError> {
+            let mut upsert = conn.prepare_cached(
+                "INSERT INTO dedupe (source_id, message_id, received_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (source_id, message_id) DO UPDATE SET \
+                 received_ms = max(dedupe.received_ms, excluded.received_ms)",
+            )?;
+            for ((source_id, message_id), received_ms) in &entries {
+                upsert.execute(params![&**source_id, message_id, received_ms])?;
+            }
+            match covered {
+                Some(seq) => conn.execute(
+                    "UPDATE dedupe_meta SET last_seq = ?1 WHERE id = 1",
+                    params![seq],
+                )?,
+                None => conn.execute(
+                    "UPDATE dedupe_meta SET last_seq = \
+                     (SELECT coalesce(max(seq), 0) FROM messages) WHERE id = 1",
+                    [],
+                )?,
+            };
+            Ok(())
+        })();
+        if let Err(err) = result.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(err);
+        }
+        self.memtable.clear();
+        self.first_unflushed = None;
+        Ok(())
+    }
 }
 
 impl Writer {
@@ -407,8 +581,11 @@ impl Writer {
                     for ((_, reply), outcome) in group.drain(..).zip(outcomes.iter()) {
                         let _ = reply.send(Ok(*outcome));
                     }
+                    // After the answers, so a flush is never on a waiting request's path.
+                    self.maybe_flush(false);
                 }
                 Err(err) => {
+                    self.pending.clear();
                     self.shared.failures.fetch_add(1, Ordering::Relaxed);
                     self.shared.healthy.store(false, Ordering::Relaxed);
                     tracing::error!(error = %err, requests = group.len(), "commit failed");
@@ -420,6 +597,7 @@ impl Writer {
             }
         }
         self.receiver.close();
+        self.maybe_flush(true);
         // Appends that raced with the close are answered as refused, never left hanging.
         while let Ok(job) = self.receiver.try_recv() {
             if let Job::Append { reply, .. } = job {
@@ -443,15 +621,11 @@ impl Writer {
         outcomes: &mut Vec<AppendOutcome>,
     ) -> Result<(), StoreError> {
         let window_ms = self.window_ms;
+        self.pending.clear();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
-            let mut dedupe = tx.prepare_cached(
-                "INSERT INTO dedupe (source_id, message_id, received_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (source_id, message_id) DO UPDATE SET received_ms = excluded.received_ms \
-                 WHERE dedupe.received_ms < ?4",
-            )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (source_id, message_id, type, user_id, anonymous_id, event, \
                  timestamp, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -466,16 +640,17 @@ impl Writer {
                 let received_at = request.received_at.to_string();
                 for message in &request.messages {
                     if window_ms > 0 {
-                        let fresh = dedupe.execute(params![
-                            &*message.source_id,
-                            message.message_id,
-                            received_ms,
-                            received_ms.saturating_sub(window_ms),
-                        ])?;
-                        if fresh == 0 {
+                        let key: DedupeKey =
+                            (Arc::clone(&message.source_id), message.message_id.clone());
+                        let seen = match self.pending.get(&key) {
+                            Some(ms) => Some(*ms),
+                            None => self.dedupe.lookup(&tx, &key)?,
+                        };
+                        if seen.is_some_and(|ms| ms >= received_ms.saturating_sub(window_ms)) {
                             outcome.duplicates += 1;
                             continue;
                         }
+                        self.pending.insert(key, received_ms);
                     }
                     insert.execute(params![
                         &*message.source_id,
@@ -515,6 +690,205 @@ impl Writer {
             }
         }
         tx.commit()?;
+        if !self.pending.is_empty() {
+            if self.dedupe.memtable.is_empty() {
+                self.dedupe.first_unflushed = Some(Instant::now());
+            }
+            self.dedupe.memtable.extend(self.pending.drain());
+        }
         Ok(())
+    }
+
+    /// Flushes the dedupe memtable when it is due (or `force`), logging a failure: the
+    /// entries stay in memory and the flush is tried again after the next group.
+    fn maybe_flush(&mut self, force: bool) {
+        if self.dedupe.memtable.is_empty() || !(force || self.dedupe.due()) {
+            return;
+        }
+        if let Err(err) = self.dedupe.flush(&self.conn, None) {
+            tracing::warn!(error = %err, entries = self.dedupe.memtable.len(), "dedupe flush failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "spoor-writer-{name}-{}",
+            crate::secret::random_base62(8).unwrap()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn message(source: &str, id: &str) -> NewMessage {
+        NewMessage {
+            source_id: Arc::from(source),
+            message_id: id.to_owned(),
+            kind: "track",
+            user_id: Some("u1".to_owned()),
+            anonymous_id: None,
+            event: Some("Clicked".to_owned()),
+            timestamp: None,
+            body: format!("{{\"messageId\":\"{id}\"}}"),
+        }
+    }
+
+    fn request(at_ms: i64, messages: Vec<NewMessage>) -> AppendRequest {
+        AppendRequest {
+            received_at: Timestamp::from_unix_millis(at_ms),
+            messages,
+            discards: Vec::new(),
+        }
+    }
+
+    fn open(dir: &Path, window: Duration, flush_entries: usize) -> SqliteLog {
+        SqliteLog::open_with_flush_entries(
+            dir,
+            SqliteLogConfig {
+                dedupe_window: window,
+            },
+            flush_entries,
+        )
+        .unwrap()
+    }
+
+    fn count(dir: &Path, sql: &str) -> i64 {
+        let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Now, so the writer's pruning (which uses the wall clock) keeps the test's rows.
+    fn now_ms() -> i64 {
+        crate::files::now().unix_millis()
+    }
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[tokio::test]
+    async fn two_copies_in_one_group_are_stored_once() {
+        let dir = temp_dir("group");
+        let t0 = now_ms();
+        let log = open(&dir, DAY, DEDUPE_FLUSH_ENTRIES);
+        let outcome = log
+            .append(request(
+                t0,
+                vec![message("s1", "a"), message("s1", "a"), message("s2", "a")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(outcome.stored, 2);
+        assert_eq!(outcome.duplicates, 1);
+        // Still in the memtable: the commit wrote no dedupe row.
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 0);
+        let again = log
+            .append(request(t0 + 1, vec![message("s1", "a")]))
+            .await
+            .unwrap();
+        assert_eq!((again.stored, again.duplicates), (0, 1));
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 2);
+        // Close flushes the memtable and records the seq it covers.
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 2);
+        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 2);
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_found_across_a_flush() {
+        let dir = temp_dir("flush");
+        let t0 = now_ms();
+        let log = open(&dir, DAY, 2);
+        let first = log
+            .append(request(t0, vec![message("s1", "a"), message("s1", "b")]))
+            .await
+            .unwrap();
+        assert_eq!(first.stored, 2);
+        // The group filled the memtable, so the writer flushed it after answering.
+        let flushed = log
+            .append(request(t0 + 1, vec![message("s1", "c")]))
+            .await
+            .unwrap();
+        assert_eq!(flushed.stored, 1);
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 2);
+        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 2);
+        // "a" and "b" are found on disk, "c" in the memtable.
+        let dup = log
+            .append(request(
+                t0 + 2,
+                vec![message("s1", "a"), message("s1", "c"), message("s1", "b")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((dup.stored, dup.duplicates), (0, 3));
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
+    }
+
+    #[tokio::test]
+    async fn the_memtable_is_rebuilt_from_messages_after_a_crash() {
+        let dir = temp_dir("crash");
+        let t0 = now_ms();
+        let log = open(&dir, DAY, DEDUPE_FLUSH_ENTRIES);
+        let ids = ["a", "b", "c", "d", "e"];
+        log.append(request(
+            t0,
+            ids.iter().map(|id| message("s1", id)).collect(),
+        ))
+        .await
+        .unwrap();
+        log.close().await.unwrap();
+        // The state a kill -9 before any flush leaves: messages committed, index empty.
+        {
+            let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+            conn.execute_batch("DELETE FROM dedupe; UPDATE dedupe_meta SET last_seq = 0;")
+                .unwrap();
+        }
+        // A small flush size makes the rebuild flush in steps.
+        let log = open(&dir, DAY, 2);
+        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 4);
+        let outcome = log
+            .append(request(
+                t0 + 1_000,
+                vec![message("s1", "a"), message("s1", "e"), message("s1", "f")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((outcome.stored, outcome.duplicates), (1, 2));
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 6);
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 6);
+        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 6);
+    }
+
+    #[tokio::test]
+    async fn a_message_outside_the_window_is_stored_again() {
+        for flush_entries in [1, DEDUPE_FLUSH_ENTRIES] {
+            let dir = temp_dir("window");
+            let t0 = now_ms();
+            let log = open(&dir, Duration::from_secs(1), flush_entries);
+            let at = |ms: i64| request(t0 + ms, vec![message("s1", "a")]);
+            assert_eq!(log.append(at(0)).await.unwrap().stored, 1);
+            assert_eq!(log.append(at(900)).await.unwrap().duplicates, 1);
+            assert_eq!(log.append(at(2_000)).await.unwrap().stored, 1);
+            assert_eq!(log.append(at(2_500)).await.unwrap().duplicates, 1);
+            log.close().await.unwrap();
+            assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_zero_window_stores_every_copy() {
+        let dir = temp_dir("off");
+        let t0 = now_ms();
+        let log = open(&dir, Duration::ZERO, 1);
+        let outcome = log
+            .append(request(t0, vec![message("s1", "a"), message("s1", "a")]))
+            .await
+            .unwrap();
+        assert_eq!((outcome.stored, outcome.duplicates), (2, 0));
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 0);
     }
 }
