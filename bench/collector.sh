@@ -11,7 +11,8 @@
 #              warehouse tables in the same process while it serves
 #
 # Usage: bench/collector.sh            (3 runs, 15 s per case, 64 connections)
-#   RUNS=1 DURATION=5 CONNECTIONS=64 LOADGEN_THREADS=2 bench/collector.sh
+#   RUNS=1 DURATION=5 CONNECTIONS=64 LOADGEN_THREADS=2 STORES=durable bench/collector.sh
+#   SPOOR=/path/to/old/spoor LOADGEN=/path/to/spoor-loadgen bench/collector.sh   (no build)
 #
 # Each case gets a fresh server and data directory, so the peak RSS (VmHWM) is the case's own.
 set -euo pipefail
@@ -26,9 +27,12 @@ TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 OUT="bench/out/collector-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 
-cargo build --release --quiet -p spoor-cli -p spoor-loadgen
-SPOOR="$TARGET_DIR/release/spoor"
-LOADGEN="$TARGET_DIR/release/spoor-loadgen"
+# SPOOR=path LOADGEN=path run given binaries (e.g. a build of an older commit) without building.
+if [ -z "${SPOOR:-}" ] || [ -z "${LOADGEN:-}" ]; then
+    cargo build --release --quiet -p spoor-cli -p spoor-loadgen
+fi
+SPOOR="${SPOOR:-$TARGET_DIR/release/spoor}"
+LOADGEN="${LOADGEN:-$TARGET_DIR/release/spoor-loadgen}"
 
 SERVER_PID=""
 cleanup() {
