@@ -41,7 +41,7 @@ pub struct LoaderOptions {
 impl Default for LoaderOptions {
     fn default() -> LoaderOptions {
         LoaderOptions {
-            batch_size: 5000,
+            batch_size: 2000,
             allow_user_merge: false,
         }
     }

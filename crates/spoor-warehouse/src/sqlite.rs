@@ -163,7 +163,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
         )?;
         register_functions(&conn)?;
         Ok(SqliteStore {
