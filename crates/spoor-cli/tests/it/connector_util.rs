@@ -1,12 +1,13 @@
 //! Shared fixtures of the connector tests: temporary directories, a real `spoor serve` on a
 //! free loopback port, and a runner for the spoor binary with a private config directory.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
+
+use crate::util::read_announcement;
 
 /// A directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -66,30 +67,12 @@ impl Collector {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn spoor serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut write_key, mut token, mut url) = (None, None, None);
-        for line in lines.by_ref() {
-            let line = line.expect("read serve output");
-            let Ok(value) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if let Some(first) = value.get("firstRun") {
-                write_key = first["writeKey"].as_str().map(str::to_owned);
-                token = first["token"].as_str().map(str::to_owned);
-            }
-            if let Some(found) = value.get("url").and_then(Value::as_str) {
-                url = Some(found.to_owned());
-                break;
-            }
-        }
-        // Keep draining stdout so the collector never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let announced = read_announcement(child.stdout.take().expect("stdout"));
         Collector {
             child,
-            url: url.expect("the collector printed its url"),
-            write_key: write_key.expect("the collector printed a write key"),
-            token: token.expect("the collector printed a token"),
+            url: announced.url,
+            write_key: announced.write_key,
+            token: announced.token,
             data,
         }
     }

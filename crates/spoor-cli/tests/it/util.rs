@@ -11,6 +11,44 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What `spoor serve --json` announces on a first start: its address, and the first source's
+/// write key and the owner token.
+pub struct Announced {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The `default` source's write key.
+    pub write_key: String,
+    /// The owner token.
+    pub token: String,
+}
+
+/// Reads the output of a first `spoor serve --json` up to its address line, then keeps
+/// draining the rest on a thread so the server never blocks on a full pipe.
+pub fn read_announcement(stdout: std::process::ChildStdout) -> Announced {
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut write_key, mut token, mut url) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("read serve output");
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(first) = value.get("firstRun") {
+            write_key = first["writeKey"].as_str().map(str::to_owned);
+            token = first["token"].as_str().map(str::to_owned);
+        }
+        if let Some(found) = value.get("url").and_then(serde_json::Value::as_str) {
+            url = Some(found.to_owned());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Announced {
+        url: url.expect("the collector printed its url"),
+        write_key: write_key.expect("the collector printed a write key"),
+        token: token.expect("the collector printed a token"),
+    }
+}
+
 /// The repository root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -2,13 +2,13 @@
 //! in `spoor report`, `spoor profile`, `spoor query` and the Profile API, on SQLite and on
 //! PostgreSQL; `spoor warehouse rebuild` gives the same answers.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::connector_util::{TempDir, spoor_bin};
+use crate::util::read_announcement;
 
 /// A running `spoor serve` with extra flags.
 struct Serve {
@@ -31,28 +31,12 @@ impl Serve {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn spoor serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut write_key, mut token, mut url) = (None, None, None);
-        for line in lines.by_ref() {
-            let Ok(value) = serde_json::from_str::<Value>(&line.expect("serve output")) else {
-                continue;
-            };
-            if let Some(first) = value.get("firstRun") {
-                write_key = first["writeKey"].as_str().map(str::to_owned);
-                token = first["token"].as_str().map(str::to_owned);
-            }
-            if let Some(found) = value.get("url").and_then(Value::as_str) {
-                url = Some(found.to_owned());
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let announced = read_announcement(child.stdout.take().expect("stdout"));
         Serve {
             child,
-            url: url.expect("url"),
-            write_key: write_key.expect("write key"),
-            token: token.expect("token"),
+            url: announced.url,
+            write_key: announced.write_key,
+            token: announced.token,
             data,
         }
     }
