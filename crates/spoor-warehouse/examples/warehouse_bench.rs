@@ -163,7 +163,13 @@ fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
-async fn bench(label: &str, store: AnyStore, log: &Arc<MemoryLog>, runs: usize) {
+async fn bench(
+    label: &str,
+    store: AnyStore,
+    log: &Arc<MemoryLog>,
+    runs: usize,
+    dump: Option<&std::path::Path>,
+) {
     let mut loader = Loader::open(store, LoaderOptions::default())
         .await
         .expect("open warehouse");
@@ -182,6 +188,11 @@ async fn bench(label: &str, store: AnyStore, log: &Arc<MemoryLog>, runs: usize) 
         stats.loaded as f64 / cpu.max(0.001),
     );
     let store = loader.store();
+    if let Some(path) = dump {
+        // Every table in canonical text, to compare two builds of the loader.
+        let text = spoor_warehouse::dump::dump_all(store).await.expect("dump");
+        std::fs::write(path, text).expect("write dump");
+    }
     if let AnyStore::Postgres(_) = store {
         // What autovacuum does after a large load: statistics and the visibility map (for
         // index-only scans).
@@ -224,6 +235,7 @@ async fn main() {
     let mut runs = 5usize;
     let mut skip_sqlite = false;
     let mut keep = false;
+    let mut dump: Option<std::path::PathBuf> = None;
     let mut dir =
         std::env::temp_dir().join(format!("spoor-warehouse-bench-{}", std::process::id()));
     let mut args = std::env::args().skip(1);
@@ -235,9 +247,11 @@ async fn main() {
             "--dir" => dir = args.next().map(Into::into).unwrap_or(dir),
             "--skip-sqlite" => skip_sqlite = true,
             "--keep" => keep = true,
+            "--dump" => dump = args.next().map(Into::into),
             other => {
                 eprintln!(
-                    "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR"
+                    "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR \
+                     --dump FILE"
                 );
                 std::process::exit(2);
             }
@@ -254,14 +268,15 @@ async fn main() {
     let _ = std::fs::remove_file(&path);
     if !skip_sqlite {
         let store = AnyStore::Sqlite(SqliteStore::open(&path).expect("sqlite"));
-        bench("sqlite", store, &log, runs).await;
+        bench("sqlite", store, &log, runs, dump.as_deref()).await;
     }
     if let Some(url) = postgres {
         let sep = if url.contains('?') { '&' } else { '?' };
         let url = format!("{url}{sep}schema=spoor_bench_{}", std::process::id());
         let mut store = AnyStore::open(&url).await.expect("postgres");
         store.reset().await.expect("reset");
-        bench("postgres", store, &log, runs).await;
+        let dump = dump.map(|p| p.with_extension("postgres.txt"));
+        bench("postgres", store, &log, runs, dump.as_deref()).await;
         if keep {
             println!("kept the PostgreSQL warehouse: {url}");
         } else if let Ok(pg) = spoor_warehouse::postgres::PgStore::connect(&url).await {
