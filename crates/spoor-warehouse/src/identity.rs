@@ -27,6 +27,13 @@ pub enum IdType {
 }
 
 impl IdType {
+    fn index(self) -> usize {
+        match self {
+            IdType::UserId => 0,
+            IdType::AnonymousId => 1,
+        }
+    }
+
     /// `user_id` or `anonymous_id`, as in `profile_ids.id_type` and the Profile API.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -82,7 +89,8 @@ pub enum Effect {
 /// The id graph, in memory, loaded from `profile_ids`.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
-    ids: HashMap<(IdType, String), String>,
+    /// The profile of every id, one map per [`IdType`] (looked up without allocating).
+    ids: [HashMap<String, String>; 2],
     members: HashMap<String, Vec<(IdType, String)>>,
     allow_user_merge: bool,
 }
@@ -102,17 +110,16 @@ impl Identity {
             .entry(profile.clone())
             .or_default()
             .push((id_type, id.clone()));
-        self.ids.insert((id_type, id), profile);
+        self.ids[id_type.index()].insert(id, profile);
     }
 
     /// The profile of an id.
     pub fn profile_of(&self, id_type: IdType, id: &str) -> Option<&str> {
-        self.ids.get(&(id_type, id.to_owned())).map(String::as_str)
+        self.ids[id_type.index()].get(id).map(String::as_str)
     }
 
     fn add(&mut self, id_type: IdType, id: &str, profile: &str, effects: &mut Vec<Effect>) {
-        self.ids
-            .insert((id_type, id.to_owned()), profile.to_owned());
+        self.ids[id_type.index()].insert(id.to_owned(), profile.to_owned());
         self.members
             .entry(profile.to_owned())
             .or_default()
@@ -205,8 +212,8 @@ impl Identity {
                     }
                 }
                 let moved = self.members.remove(&merged).unwrap_or_default();
-                for key in &moved {
-                    self.ids.insert(key.clone(), kept.clone());
+                for (id_type, id) in &moved {
+                    self.ids[id_type.index()].insert(id.clone(), kept.clone());
                 }
                 self.members.entry(kept.clone()).or_default().extend(moved);
                 effects.push(Effect::Repoint {

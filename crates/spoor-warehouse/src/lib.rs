@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`loader`]: [`Loader`] reads the log after its checkpoint and applies one [`plan::Plan`]
 //!   per batch, in one transaction with the new checkpoint.
+//! - [`planner`]: turns a batch of messages, parsed as borrowed [`json`] trees, into a plan.
 //! - [`naming`], [`value`], [`schema`]: Segment's naming rules, column types and conflicts,
 //!   the tables and the schema cache.
 //! - [`identity`]: the id graph that joins anonymous and known ids into profiles.
@@ -16,10 +17,12 @@
 pub mod dialect;
 pub mod dump;
 pub mod identity;
+pub mod json;
 pub mod loader;
 pub mod memory_log;
 pub mod naming;
 pub mod plan;
+pub mod planner;
 pub mod postgres;
 pub mod profile;
 pub mod reports;

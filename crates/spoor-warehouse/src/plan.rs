@@ -34,6 +34,20 @@ impl TableRows {
         }
     }
 
+    /// An empty set of rows for `table` with these columns, for [`TableRows::push_row`].
+    pub fn with_columns(table: &str, columns: &[&str]) -> TableRows {
+        let mut rows = TableRows::new(table);
+        for column in columns {
+            rows.position(column);
+        }
+        rows
+    }
+
+    /// Appends a row already aligned with `columns`.
+    pub fn push_row(&mut self, cells: Vec<Cell>) {
+        self.rows.push(cells);
+    }
+
     fn position(&mut self, column: &str) -> usize {
         if let Some(&i) = self.positions.get(column) {
             return i;

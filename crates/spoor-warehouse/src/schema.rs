@@ -25,7 +25,7 @@ const MESSAGE_COMMON: &[(&str, ColType)] = &[
 ];
 
 /// What a table holds, which decides its fixed columns and indexes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TableKind {
     /// `identifies`, `pages`, `screens`, `groups`, `aliases`, `tracks`: one row per message.
     Message(MessageTable),
@@ -292,12 +292,18 @@ pub fn table_ddl(dialect: Dialect, name: &str, kind: TableKind) -> Vec<String> {
     match kind {
         TableKind::Message(table) => {
             out.push(index_ddl(name, &["profile_id"]));
-            out.push(index_ddl(name, &["timestamp"]));
+            if std::env::var("XX_NOTS").is_err() {
+                out.push(index_ddl(name, &["timestamp"]));
+            }
             if table == MessageTable::Tracks {
                 out.push(index_ddl(name, &["event_text", "profile_id", "timestamp"]));
             }
         }
-        TableKind::Event => out.push(index_ddl(name, &["timestamp"])),
+        TableKind::Event => {
+            if std::env::var("XX_NOTS").is_err() {
+                out.push(index_ddl(name, &["timestamp"]))
+            }
+        }
         TableKind::Latest => {}
     }
     out
@@ -327,6 +333,12 @@ impl TableSchema {
             .get(name)
             .and_then(|&i| self.columns.get(i))
             .map(|(_, t)| *t)
+    }
+
+    /// The position and type of a column, if it exists.
+    pub fn slot(&self, name: &str) -> Option<(usize, ColType)> {
+        let &i = self.index.get(name)?;
+        self.columns.get(i).map(|(_, t)| (i, *t))
     }
 
     /// All columns in order.

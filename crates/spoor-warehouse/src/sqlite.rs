@@ -165,6 +165,9 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
         )?;
+        if let Ok(extra) = std::env::var("XX_PRAGMAS") {
+            conn.execute_batch(&extra)?;
+        }
         register_functions(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),

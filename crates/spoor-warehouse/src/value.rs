@@ -19,8 +19,9 @@
 
 use std::fmt;
 
-use serde_json::Value;
 use spoor_spec::{Decimal, Timestamp};
+
+use crate::json::Json;
 
 /// The logical type of a warehouse column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,58 +122,58 @@ pub fn clean_text(text: &str) -> String {
 }
 
 /// The type a first value gives a new column named `column`; `None` for null.
-pub fn infer(column: &str, value: &Value) -> Option<ColType> {
+pub fn infer(column: &str, value: &Json<'_>) -> Option<ColType> {
     Some(match value {
-        Value::Null => return None,
-        Value::Bool(_) => ColType::Boolean,
-        Value::Number(n) => {
+        Json::Null => return None,
+        Json::Bool(_) => ColType::Boolean,
+        Json::Number(n) => {
             let decimal_name = DECIMAL_NAMES.contains(&column.trim_start_matches('_'));
-            if decimal_name && Decimal::from_json_number(n).is_ok() {
+            if decimal_name && n.parse::<Decimal>().is_ok() {
                 ColType::Decimal
-            } else if n.as_i64().is_some() {
+            } else if n.parse::<i64>().is_ok() {
                 ColType::Integer
-            } else if Decimal::from_json_number(n).is_ok() {
+            } else if n.parse::<Decimal>().is_ok() {
                 ColType::Decimal
-            } else if n.to_string().parse::<f64>().is_ok_and(f64::is_finite) {
+            } else if n.parse::<f64>().is_ok_and(f64::is_finite) {
                 ColType::Float
             } else {
                 ColType::Text
             }
         }
-        Value::String(s) => {
+        Json::String(s) => {
             if Timestamp::parse(s).is_ok() {
                 ColType::Timestamp
             } else {
                 ColType::Text
             }
         }
-        Value::Array(_) | Value::Object(_) => ColType::Text,
+        Json::Array(_) | Json::Object(_) => ColType::Text,
     })
 }
 
 /// The kind of a value as named in `type_conflicts.actual`.
-pub fn actual_kind(value: &Value) -> &'static str {
+pub fn actual_kind(value: &Json<'_>) -> &'static str {
     match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) => {
-            if n.as_i64().is_some() {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(n) => {
+            if n.parse::<i64>().is_ok() {
                 "integer"
-            } else if Decimal::from_json_number(n).is_ok() {
+            } else if n.parse::<Decimal>().is_ok() {
                 "decimal"
             } else {
                 "float"
             }
         }
-        Value::String(s) => {
+        Json::String(s) => {
             if Timestamp::parse(s).is_ok() {
                 "timestamp"
             } else {
                 "text"
             }
         }
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
     }
 }
 
@@ -201,25 +202,23 @@ pub fn normalize_timestamp(text: &str) -> Option<String> {
 }
 
 /// Converts `value` to a cell of type `ty`, or `None` when it does not fit.
-pub fn fit(ty: ColType, value: &Value) -> Option<Cell> {
-    if value.is_null() {
-        return Some(Cell::Null);
-    }
+pub fn fit(ty: ColType, value: &Json<'_>) -> Option<Cell> {
     match (ty, value) {
-        (ColType::Integer, Value::Number(n)) => n.as_i64().map(Cell::Int),
-        (ColType::Decimal, Value::Number(n)) => Decimal::from_json_number(n)
+        (_, Json::Null) => Some(Cell::Null),
+        (ColType::Integer, Json::Number(n)) => n.parse::<i64>().ok().map(Cell::Int),
+        (ColType::Decimal, Json::Number(n)) => n
+            .parse::<Decimal>()
             .ok()
             .map(|d| Cell::Decimal(d.to_string())),
-        (ColType::Float, Value::Number(n)) => n
-            .to_string()
+        (ColType::Float, Json::Number(n)) => n
             .parse::<f64>()
             .ok()
             .filter(|f| f.is_finite())
             .map(Cell::Float),
-        (ColType::Boolean, Value::Bool(b)) => Some(Cell::Bool(*b)),
-        (ColType::Timestamp, Value::String(s)) => normalize_timestamp(s).map(Cell::Timestamp),
-        (ColType::Text, Value::String(s)) => Some(Cell::Text(clean_text(s))),
-        (ColType::Text, other) => Some(Cell::Text(clean_text(&other.to_string()))),
+        (ColType::Boolean, Json::Bool(b)) => Some(Cell::Bool(*b)),
+        (ColType::Timestamp, Json::String(s)) => normalize_timestamp(s).map(Cell::Timestamp),
+        (ColType::Text, Json::String(s)) => Some(Cell::Text(clean_text(s))),
+        (ColType::Text, other) => Some(Cell::Text(clean_text(&other.to_json()))),
         _ => None,
     }
 }
@@ -227,27 +226,31 @@ pub fn fit(ty: ColType, value: &Value) -> Option<Cell> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::borrow::Cow;
 
-    fn num(text: &str) -> Value {
-        serde_json::from_str(text).unwrap_or(Value::Null)
+    fn num(text: &str) -> Json<'_> {
+        crate::json::parse(text).unwrap_or(Json::Null)
+    }
+
+    fn text(s: &str) -> Json<'_> {
+        Json::String(Cow::Borrowed(s))
     }
 
     #[test]
     fn first_values_fix_types() {
-        assert_eq!(infer("a", &json!(true)), Some(ColType::Boolean));
+        assert_eq!(infer("a", &Json::Bool(true)), Some(ColType::Boolean));
         assert_eq!(infer("a", &num("3")), Some(ColType::Integer));
         assert_eq!(infer("a", &num("3.10")), Some(ColType::Decimal));
         assert_eq!(infer("revenue", &num("3")), Some(ColType::Decimal));
         assert_eq!(infer("a", &num("1e-60")), Some(ColType::Float));
         assert_eq!(infer("a", &num("1e400")), Some(ColType::Text));
         assert_eq!(
-            infer("a", &json!("2024-01-02T03:04:05Z")),
+            infer("a", &text("2024-01-02T03:04:05Z")),
             Some(ColType::Timestamp)
         );
-        assert_eq!(infer("a", &json!("2024-01-02")), Some(ColType::Text));
-        assert_eq!(infer("a", &json!([1, 2])), Some(ColType::Text));
-        assert_eq!(infer("a", &Value::Null), None);
+        assert_eq!(infer("a", &text("2024-01-02")), Some(ColType::Text));
+        assert_eq!(infer("a", &num("[1, 2]")), Some(ColType::Text));
+        assert_eq!(infer("a", &Json::Null), None);
     }
 
     #[test]
@@ -261,30 +264,30 @@ mod tests {
             Some(Cell::Decimal("19.990".into()))
         );
         assert_eq!(fit(ColType::Integer, &num("3.5")), None);
-        assert_eq!(fit(ColType::Integer, &json!("3")), None);
+        assert_eq!(fit(ColType::Integer, &text("3")), None);
         assert_eq!(
             fit(ColType::Text, &num("3.5")),
             Some(Cell::Text("3.5".into()))
         );
         assert_eq!(
-            fit(ColType::Timestamp, &json!("2024-01-02T04:04:05+01:00")),
+            fit(ColType::Timestamp, &text("2024-01-02T04:04:05+01:00")),
             Some(Cell::Timestamp("2024-01-02T03:04:05.000Z".into()))
         );
-        assert_eq!(fit(ColType::Timestamp, &json!("soon")), None);
+        assert_eq!(fit(ColType::Timestamp, &text("soon")), None);
         assert_eq!(
-            fit(ColType::Timestamp, &json!("2024-01-02T03:04:05.678Z")),
+            fit(ColType::Timestamp, &text("2024-01-02T03:04:05.678Z")),
             Some(Cell::Timestamp("2024-01-02T03:04:05.678Z".into()))
         );
         assert_eq!(
-            fit(ColType::Timestamp, &json!("2024-01-02T03:04:05.6Z")),
+            fit(ColType::Timestamp, &text("2024-01-02T03:04:05.6Z")),
             Some(Cell::Timestamp("2024-01-02T03:04:05.600Z".into()))
         );
         assert_eq!(
-            fit(ColType::Timestamp, &json!("2024-02-30T03:04:05.678Z")),
+            fit(ColType::Timestamp, &text("2024-02-30T03:04:05.678Z")),
             None
         );
         assert_eq!(
-            fit(ColType::Text, &json!("a\u{0}b")),
+            fit(ColType::Text, &text("a\u{0}b")),
             Some(Cell::Text("a\u{FFFD}b".into()))
         );
     }
