@@ -417,7 +417,10 @@ mod tests {
         match json {
             Json::Array(raw) => format!("array {}", raw.to_json()),
             Json::Object(o) => {
-                let inner: Vec<String> = o.iter().map(|(k, v)| format!("{k:?}: {}", strip(v))).collect();
+                let inner: Vec<String> = o
+                    .iter()
+                    .map(|(k, v)| format!("{k:?}: {}", strip(v)))
+                    .collect();
                 format!("{{{}}}", inner.join(", "))
             }
             other => format!("{other:?}"),

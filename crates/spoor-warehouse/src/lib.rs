@@ -72,6 +72,15 @@ pub enum WarehouseError {
         /// The cause.
         reason: String,
     },
+    /// A message a plan took as new is loaded already (the loader then plans its batch again,
+    /// skipping what is loaded).
+    #[error("message {id:?} is already loaded in {table}")]
+    AlreadyLoaded {
+        /// The message table.
+        table: String,
+        /// The `messageId`.
+        id: String,
+    },
     /// A lock was poisoned by a panic elsewhere.
     #[error("warehouse connection lock is poisoned")]
     Poisoned,

@@ -19,6 +19,7 @@ use crate::WarehouseError;
 use crate::dialect::{quote, text_literal};
 use crate::identity::{IdType, Identity};
 use crate::json::Json;
+use crate::plan::Plan;
 use crate::planner::{Msg, PlanCache, Planner};
 use crate::schema::{INTERNAL_TABLES, MessageTable, Schema, TableKind, internal_ddl};
 use crate::store::Store;
@@ -67,12 +68,28 @@ impl LoadStats {
     }
 }
 
+/// What planning reads and changes: the schema, the identity graph and the planner's name
+/// cache. They always describe the database plus the batches planned and not yet committed;
+/// after a failed commit they are reloaded from the database.
+#[derive(Default)]
+struct Caches {
+    schema: Schema,
+    identity: Identity,
+    names: PlanCache,
+}
+
+/// A batch planned and waiting to be applied.
+struct PlannedBatch {
+    entries: Vec<LogEntry>,
+    plan: Plan,
+    stats: LoadStats,
+    last_seq: i64,
+}
+
 /// Loads the log into one warehouse.
 pub struct Loader<S: Store> {
     store: S,
-    schema: Schema,
-    identity: Identity,
-    cache: PlanCache,
+    caches: Caches,
     checkpoint: i64,
     options: LoaderOptions,
 }
@@ -83,9 +100,7 @@ impl<S: Store> Loader<S> {
     pub async fn open(store: S, options: LoaderOptions) -> Result<Loader<S>, WarehouseError> {
         let mut loader = Loader {
             store,
-            schema: Schema::default(),
-            identity: Identity::new(options.allow_user_merge),
-            cache: PlanCache::default(),
+            caches: Caches::default(),
             checkpoint: 0,
             options,
         };
@@ -101,11 +116,12 @@ impl<S: Store> Loader<S> {
             .collect();
         self.store.execute(&ddl.join(";\n")).await?;
         self.reload().await?;
+        let caches = &mut self.caches;
         let mut planner = Planner::new(
-            self.store.dialect(),
-            &mut self.schema,
-            &mut self.identity,
-            &mut self.cache,
+            dialect,
+            &mut caches.schema,
+            &mut caches.identity,
+            &mut caches.names,
         );
         for table in MessageTable::ALL {
             planner.ensure_table(table.name(), TableKind::Message(table));
@@ -119,10 +135,9 @@ impl<S: Store> Loader<S> {
         Ok(())
     }
 
-    /// Reloads the caches from the database.
+    /// Reloads the caches and the checkpoint from the database.
     async fn reload(&mut self) -> Result<(), WarehouseError> {
-        self.schema = read_schema(&mut self.store).await?;
-        self.cache = PlanCache::default();
+        let schema = read_schema(&mut self.store).await?;
         let mut identity = Identity::new(self.options.allow_user_merge);
         let rows = self
             .store
@@ -135,7 +150,11 @@ impl<S: Store> Loader<S> {
                 identity.load(t, id.clone(), p.clone());
             }
         }
-        self.identity = identity;
+        self.caches = Caches {
+            schema,
+            identity,
+            names: PlanCache::default(),
+        };
         let rows = self
             .store
             .query("SELECT value FROM warehouse_state WHERE key = 'checkpoint'")
@@ -149,6 +168,13 @@ impl<S: Store> Loader<S> {
         Ok(())
     }
 
+    /// Reloads after a failed commit, logging (not returning) a failure to reload.
+    async fn reload_after_error(&mut self) {
+        if let Err(err) = self.reload().await {
+            tracing::warn!(error = %err, "warehouse: reloading the schema cache failed");
+        }
+    }
+
     /// The last log position loaded.
     pub fn checkpoint(&self) -> i64 {
         self.checkpoint
@@ -156,7 +182,7 @@ impl<S: Store> Loader<S> {
 
     /// The schema cache.
     pub fn schema(&self) -> &Schema {
-        &self.schema
+        &self.caches.schema
     }
 
     /// The store.
@@ -164,7 +190,8 @@ impl<S: Store> Loader<S> {
         &mut self.store
     }
 
-    /// Loads entries (which must come after the checkpoint, in order) in one transaction.
+    /// Loads entries (which must come after the checkpoint, in order) in one transaction,
+    /// skipping messages whose `messageId` is already loaded.
     pub async fn load(&mut self, entries: &[LogEntry]) -> Result<LoadStats, WarehouseError> {
         let Some(last) = entries.last() else {
             return Ok(LoadStats::default());
@@ -173,9 +200,7 @@ impl<S: Store> Loader<S> {
         let result = self.load_inner(entries, last_seq).await;
         if result.is_err() {
             // The transaction rolled back: make the caches match the database again.
-            if let Err(err) = self.reload().await {
-                tracing::warn!(error = %err, "warehouse: reloading the schema cache failed");
-            }
+            self.reload_after_error().await;
         }
         result
     }
@@ -185,65 +210,27 @@ impl<S: Store> Loader<S> {
         entries: &[LogEntry],
         last_seq: i64,
     ) -> Result<LoadStats, WarehouseError> {
-        let mut stats = LoadStats::default();
-        // Parse every entry into a tree borrowed from it; the few the fast parser declines
-        // are parsed by serde_json, and their trees borrow from `slow`.
-        let mut fast: Vec<Option<Json<'_>>> = Vec::with_capacity(entries.len());
-        let mut slow: Vec<Option<Value>> = Vec::new();
-        for entry in entries {
-            let json = crate::json::parse(&entry.body);
-            if json.is_none() {
-                slow.push(serde_json::from_str(&entry.body).ok());
-            }
-            fast.push(json);
-        }
-        let mut slow_values = slow.iter();
-        let mut messages: Vec<(&LogEntry, Msg<'_>)> = Vec::with_capacity(entries.len());
-        for (entry, json) in entries.iter().zip(fast) {
-            let json = match json {
-                Some(json) => Some(json),
-                None => slow_values.next().and_then(Option::as_ref).map(Json::from_value),
-            };
-            match json.and_then(Msg::new) {
-                Some(msg) if msg.message_id().is_some() => messages.push((entry, msg)),
-                Some(_) => {
-                    tracing::warn!(
-                        seq = entry.seq,
-                        "warehouse: message without messageId skipped"
-                    );
-                    stats.invalid += 1;
-                }
-                None => {
-                    let error = spoor_spec::Message::from_slice(entry.body.as_bytes(), None)
-                        .err()
-                        .map(|e| e.to_string())
-                        .unwrap_or_default();
-                    tracing::warn!(seq = entry.seq, error = %error, "warehouse: log entry skipped");
-                    stats.invalid += 1;
+        let ids = with_messages(entries, |messages, _| {
+            let mut by_table: HashMap<MessageTable, Vec<String>> = HashMap::new();
+            for (_, msg) in &messages {
+                if let Some(id) = msg.message_id() {
+                    by_table
+                        .entry(MessageTable::of(msg.kind()))
+                        .or_default()
+                        .push(id.to_owned());
                 }
             }
-        }
-        let existing = self.existing_ids(&messages).await?;
-        let mut seen: HashSet<(MessageTable, &str)> = HashSet::new();
-        let mut planner = Planner::new(
-            self.store.dialect(),
-            &mut self.schema,
-            &mut self.identity,
-            &mut self.cache,
+            by_table
+        });
+        let existing = self.existing_ids(ids).await?;
+        let dialect = self.store.dialect();
+        let (plan, stats) = plan_batch(
+            dialect,
+            &mut self.caches,
+            entries,
+            last_seq,
+            Some(&existing),
         );
-        for (entry, msg) in &messages {
-            let table = MessageTable::of(msg.kind());
-            let id = msg.message_id().unwrap_or_default();
-            if existing.contains(&(table, id.to_owned())) || !seen.insert((table, id)) {
-                stats.duplicates += 1;
-                continue;
-            }
-            planner.message(&entry.source_id, msg);
-            stats.loaded += 1;
-        }
-        let (plan, planned) = planner.finish(last_seq);
-        stats.conflicts = planned.conflicts;
-        stats.user_merges = planned.user_merges;
         self.store.apply(plan).await?;
         self.checkpoint = last_seq;
         Ok(stats)
@@ -251,19 +238,10 @@ impl<S: Store> Loader<S> {
 
     async fn existing_ids(
         &mut self,
-        messages: &[(&LogEntry, Msg<'_>)],
+        ids: HashMap<MessageTable, Vec<String>>,
     ) -> Result<HashSet<(MessageTable, String)>, WarehouseError> {
-        let mut by_table: HashMap<MessageTable, Vec<&str>> = HashMap::new();
-        for (_, msg) in messages {
-            if let Some(id) = msg.message_id() {
-                by_table
-                    .entry(MessageTable::of(msg.kind()))
-                    .or_default()
-                    .push(id);
-            }
-        }
         let mut out = HashSet::new();
-        for (table, ids) in by_table {
+        for (table, ids) in ids {
             for chunk in ids.chunks(1000) {
                 let list: Vec<String> = chunk.iter().map(|id| text_literal(id)).collect();
                 let sql = format!(
@@ -281,31 +259,115 @@ impl<S: Store> Loader<S> {
         Ok(out)
     }
 
-    /// Loads everything in `log` after the checkpoint, batch by batch.
+    /// Loads everything in `log` after the checkpoint, batch by batch, as a pipeline: batch
+    /// N+1 is read and planned on a blocking thread while batch N is written.
+    ///
+    /// A pipelined batch is planned before the previous one is committed, so it cannot ask
+    /// the database which of its messages are loaded. It is planned as if none were (the
+    /// usual case: the log after the checkpoint holds new messages, and the collector drops
+    /// repeated `messageId`s), and its plan lists its ids as [`Plan::fresh`]: the backend
+    /// checks them in the transaction and refuses the plan when one is loaded. The loader
+    /// then reloads its caches (the next batch's planning is dropped) and loads that batch
+    /// again with [`Loader::load`], which skips what is loaded.
     pub async fn catch_up<L>(&mut self, log: &Arc<L>) -> Result<LoadStats, WarehouseError>
     where
         L: LogSource + 'static,
     {
         let mut total = LoadStats::default();
+        let limit = self.options.batch_size.max(1);
+        let dialect = self.store.dialect();
+        let mut after = self.checkpoint;
+        let mut more = true;
+        let mut pending: Option<PlannedBatch> = None;
         loop {
-            let after = self.checkpoint;
-            let limit = self.options.batch_size.max(1);
-            let reader = Arc::clone(log);
-            let entries = tokio::task::spawn_blocking(move || reader.read_after(after, limit))
-                .await
-                .map_err(|err| WarehouseError::Log {
-                    reason: err.to_string(),
-                })?
-                .map_err(|err| WarehouseError::Log {
-                    reason: err.to_string(),
-                })?;
-            if entries.is_empty() {
+            if pending.is_none() && !more {
                 return Ok(total);
             }
-            let stats = self.load(&entries).await?;
-            total.add(stats);
-            if entries.len() < limit {
-                return Ok(total);
+            // Read and plan the next batch on a blocking thread, with the caches moved there.
+            let planning = more.then(|| {
+                let mut caches = std::mem::take(&mut self.caches);
+                let reader = Arc::clone(log);
+                tokio::task::spawn_blocking(move || {
+                    let planned = match reader.read_after(after, limit) {
+                        Ok(entries) => Ok(entries.last().map(|last| last.seq).map(|last_seq| {
+                            let (plan, stats) =
+                                plan_batch(dialect, &mut caches, &entries, last_seq, None);
+                            PlannedBatch {
+                                entries,
+                                plan,
+                                stats,
+                                last_seq,
+                            }
+                        })),
+                        Err(err) => Err(WarehouseError::Log {
+                            reason: err.to_string(),
+                        }),
+                    };
+                    (caches, planned)
+                })
+            });
+            // Meanwhile, write the batch planned before.
+            let applied = match pending.take() {
+                Some(batch) => {
+                    let PlannedBatch {
+                        entries,
+                        plan,
+                        stats,
+                        last_seq,
+                    } = batch;
+                    Some((self.store.apply(plan).await, entries, stats, last_seq))
+                }
+                None => None,
+            };
+            let planned = match planning {
+                Some(task) => match task.await {
+                    Ok((caches, planned)) => {
+                        self.caches = caches;
+                        Some(planned)
+                    }
+                    Err(err) => Some(Err(WarehouseError::Task {
+                        reason: err.to_string(),
+                    })),
+                },
+                None => None,
+            };
+            if let Some((result, entries, stats, last_seq)) = applied {
+                match result {
+                    Ok(()) => {
+                        self.checkpoint = last_seq;
+                        total.add(stats);
+                    }
+                    Err(WarehouseError::AlreadyLoaded { .. }) => {
+                        // Some message of the batch is loaded already (the log holds it
+                        // twice): load the batch again the careful way. The reload drops
+                        // what the next batch's planning did to the caches.
+                        self.reload().await?;
+                        total.add(self.load(&entries).await?);
+                        after = self.checkpoint;
+                        more = true;
+                        continue;
+                    }
+                    Err(err) => {
+                        self.reload_after_error().await;
+                        return Err(err);
+                    }
+                }
+            }
+            match planned {
+                None => {}
+                Some(Ok(None)) => more = false,
+                Some(Ok(Some(batch))) => {
+                    after = batch.last_seq;
+                    more = batch.entries.len() >= limit;
+                    pending = Some(batch);
+                }
+                Some(Err(err)) => {
+                    // A failed read changed nothing; a lost planning task took the caches.
+                    if matches!(err, WarehouseError::Task { .. }) {
+                        self.reload_after_error().await;
+                    }
+                    return Err(err);
+                }
             }
         }
     }
@@ -324,6 +386,103 @@ impl<S: Store> Loader<S> {
         self.reset().await?;
         self.catch_up(log).await
     }
+}
+
+/// Parses entries into messages borrowed from them and hands them to `f` with the number of
+/// entries that are not messages (each logged). The fast parser takes nearly every entry; the
+/// few it declines are parsed by serde_json, and their trees borrow from its values.
+fn with_messages<R>(
+    entries: &[LogEntry],
+    f: impl FnOnce(Vec<(&LogEntry, Msg<'_>)>, u64) -> R,
+) -> R {
+    let mut fast: Vec<Option<Json<'_>>> = Vec::with_capacity(entries.len());
+    let mut slow: Vec<Option<Value>> = Vec::new();
+    for entry in entries {
+        let json = crate::json::parse(&entry.body);
+        if json.is_none() {
+            slow.push(serde_json::from_str(&entry.body).ok());
+        }
+        fast.push(json);
+    }
+    let mut slow_values = slow.iter();
+    let mut invalid = 0;
+    let mut messages: Vec<(&LogEntry, Msg<'_>)> = Vec::with_capacity(entries.len());
+    for (entry, json) in entries.iter().zip(fast) {
+        let json = match json {
+            Some(json) => Some(json),
+            None => slow_values
+                .next()
+                .and_then(Option::as_ref)
+                .map(Json::from_value),
+        };
+        match json.and_then(Msg::new) {
+            Some(msg) if msg.message_id().is_some() => messages.push((entry, msg)),
+            Some(_) => {
+                tracing::warn!(
+                    seq = entry.seq,
+                    "warehouse: message without messageId skipped"
+                );
+                invalid += 1;
+            }
+            None => {
+                let error = spoor_spec::Message::from_slice(entry.body.as_bytes(), None)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                tracing::warn!(seq = entry.seq, error = %error, "warehouse: log entry skipped");
+                invalid += 1;
+            }
+        }
+    }
+    f(messages, invalid)
+}
+
+/// Plans one batch. With `existing` (the ids already loaded), those messages are skipped;
+/// without it, every message is taken as new and the plan lists the ids as
+/// [`Plan::fresh`] for the backend to check.
+fn plan_batch(
+    dialect: crate::dialect::Dialect,
+    caches: &mut Caches,
+    entries: &[LogEntry],
+    last_seq: i64,
+    existing: Option<&HashSet<(MessageTable, String)>>,
+) -> (Plan, LoadStats) {
+    with_messages(entries, |messages, invalid| {
+        let mut stats = LoadStats {
+            invalid,
+            ..LoadStats::default()
+        };
+        let mut seen: HashSet<(MessageTable, &str)> = HashSet::with_capacity(messages.len());
+        let mut fresh: HashMap<MessageTable, Vec<String>> = HashMap::new();
+        let mut planner = Planner::new(
+            dialect,
+            &mut caches.schema,
+            &mut caches.identity,
+            &mut caches.names,
+        );
+        for (entry, msg) in &messages {
+            let table = MessageTable::of(msg.kind());
+            let id = msg.message_id().unwrap_or_default();
+            let loaded = existing.is_some_and(|e| e.contains(&(table, id.to_owned())));
+            if loaded || !seen.insert((table, id)) {
+                stats.duplicates += 1;
+                continue;
+            }
+            if existing.is_none() {
+                fresh.entry(table).or_default().push(id.to_owned());
+            }
+            planner.message(&entry.source_id, msg);
+            stats.loaded += 1;
+        }
+        let (mut plan, planned) = planner.finish(last_seq);
+        plan.fresh = MessageTable::ALL
+            .iter()
+            .filter_map(|t| fresh.remove(t).map(|ids| (t.name().to_owned(), ids)))
+            .collect();
+        stats.conflicts = planned.conflicts;
+        stats.user_merges = planned.user_merges;
+        (plan, stats)
+    })
 }
 
 /// Reads the schema recorded in `warehouse_columns`.

@@ -1,7 +1,8 @@
 //! A [`Plan`]: everything one batch of messages changes in the warehouse, computed without IO
 //! and applied by a backend in one transaction.
 //!
-//! A backend applies, in this order: `ddl`; `inserts` (plain inserts: the loader has already
+//! A backend applies, in this order: first it checks that no id in `fresh` is loaded (and
+//! fails with [`crate::WarehouseError::AlreadyLoaded`], changing nothing, when one is); `ddl`; `inserts` (plain inserts: the loader has already
 //! removed messages whose id is loaded); `rollups` (`event_days` counts added, `profile_days`
 //! rows kept once); `upserts` (`users` and `accounts`: a column that is
 //! NULL in the new row keeps its old value); `identity` operations in order; the checkpoint.
@@ -144,6 +145,9 @@ pub struct Plan {
     pub profile_tables: Vec<String>,
     /// The last log position this batch covers.
     pub checkpoint: i64,
+    /// Message ids planned as new without asking the database, per message table: applying
+    /// fails with [`crate::WarehouseError::AlreadyLoaded`] when one of them is loaded.
+    pub fresh: Vec<(String, Vec<String>)>,
 }
 
 /// `INSERT INTO "t" ("a", "b")`.

@@ -27,9 +27,7 @@ use crate::identity::{Effect, IdType, Identity};
 use crate::json::{Json, Object};
 use crate::naming::{data_column, event_table, sql_safe};
 use crate::plan::{IdentityOp, Plan, TableRows};
-use crate::schema::{
-    MessageTable, Schema, TableKind, add_column_ddl, reserved_names, table_ddl,
-};
+use crate::schema::{MessageTable, Schema, TableKind, add_column_ddl, reserved_names, table_ddl};
 use crate::value::{Cell, ColType, actual_kind, clean_text, fit, infer, normalize_timestamp};
 
 /// A hasher for small integer keys the loader makes itself (name node ids, day numbers).
@@ -600,14 +598,12 @@ impl<'a> Planner<'a> {
                     id_type,
                     id,
                     profile,
-                } => self
-                    .internal("profile_ids", PROFILE_IDS)
-                    .push_row(vec![
-                        Cell::Text(id_type.as_str().to_owned()),
-                        Cell::Text(clean_text(&id)),
-                        Cell::Text(clean_text(&profile)),
-                        time.clone(),
-                    ]),
+                } => self.internal("profile_ids", PROFILE_IDS).push_row(vec![
+                    Cell::Text(id_type.as_str().to_owned()),
+                    Cell::Text(clean_text(&id)),
+                    Cell::Text(clean_text(&profile)),
+                    time.clone(),
+                ]),
                 Effect::UserMerge {
                     kept,
                     merged,
@@ -681,7 +677,9 @@ impl<'a> Planner<'a> {
             MessageType::Alias => msg
                 .str_field("previousId")
                 .map(|p| (self.identity.previous_id_type(p), p)),
-            _ => msg.str_field("anonymousId").map(|a| (IdType::AnonymousId, a)),
+            _ => msg
+                .str_field("anonymousId")
+                .map(|a| (IdType::AnonymousId, a)),
         };
         let mut effects = Vec::new();
         let profile = self.identity.observe(user, other, &mut effects);
@@ -693,33 +691,44 @@ impl<'a> Planner<'a> {
         let mut row: Vec<(u32, Cell)> = Vec::with_capacity(24);
         let mut shared = std::mem::take(&mut self.shared);
         shared.clear();
-        let mut fixed = |planner: &mut Planner<'_>,
-                         node: u32,
-                         value: &Json<'_>,
-                         row: &mut Vec<(u32, Cell)>| {
-            if let Some(cell) = planner.put(name, node, value, message_id, row)
-                && is_track
-                && shared_with_event_tables(node)
-            {
-                shared.push((node, cell));
-            }
-        };
+        let mut fixed =
+            |planner: &mut Planner<'_>, node: u32, value: &Json<'_>, row: &mut Vec<(u32, Cell)>| {
+                if let Some(cell) = planner.put(name, node, value, message_id, row)
+                    && is_track
+                    && shared_with_event_tables(node)
+                {
+                    shared.push((node, cell));
+                }
+            };
         fixed(self, F_ID, &text(msg.message_id()), &mut row);
         fixed(self, F_SOURCE_ID, &text(Some(source_id)), &mut row);
         fixed(self, F_PROFILE_ID, &text(profile.as_deref()), &mut row);
         for (node, key) in FROM_BODY {
             fixed(self, node, msg.get(key), &mut row);
         }
-        self.put_object(name, Domain::Context, msg.object("context"), message_id, &mut row);
+        self.put_object(
+            name,
+            Domain::Context,
+            msg.object("context"),
+            message_id,
+            &mut row,
+        );
         let data = Domain::Data(TableKind::Message(table));
         match msg.kind() {
-            MessageType::Identify => self.put_object(name, data, msg.traits(), message_id, &mut row),
+            MessageType::Identify => {
+                self.put_object(name, data, msg.traits(), message_id, &mut row)
+            }
             MessageType::Group => {
                 fixed(self, F_GROUP_ID, &text(msg.str_field("groupId")), &mut row);
                 self.put_object(name, data, msg.traits(), message_id, &mut row);
             }
             MessageType::Alias => {
-                fixed(self, F_PREVIOUS_ID, &text(msg.str_field("previousId")), &mut row);
+                fixed(
+                    self,
+                    F_PREVIOUS_ID,
+                    &text(msg.str_field("previousId")),
+                    &mut row,
+                );
             }
             MessageType::Page | MessageType::Screen => {
                 fixed(self, F_NAME, &text(msg.str_field("name")), &mut row);
@@ -746,7 +755,13 @@ impl<'a> Planner<'a> {
                             row.push((slot.pos, cell));
                         }
                     }
-                    self.put_object(&table, Domain::Context, msg.object("context"), message_id, &mut row);
+                    self.put_object(
+                        &table,
+                        Domain::Context,
+                        msg.object("context"),
+                        message_id,
+                        &mut row,
+                    );
                     let data = Domain::Data(TableKind::Event);
                     self.put_object(&table, data, msg.properties(), message_id, &mut row);
                     self.sparse(&table).rows.push(row);
@@ -874,10 +889,8 @@ impl<'a> Planner<'a> {
                 other => other,
             })
             .collect();
-        let mut event_days = TableRows::with_columns(
-            "event_days",
-            &["day", "source_id", "event_text", "events"],
-        );
+        let mut event_days =
+            TableRows::with_columns("event_days", &["day", "source_id", "event_text", "events"]);
         for key in self.event_days_order {
             let count = self.event_days.get(&key).copied().unwrap_or(0);
             let (day, source, event) = key;
@@ -903,6 +916,7 @@ impl<'a> Planner<'a> {
                 .map(|t| t.name().to_owned())
                 .collect(),
             checkpoint,
+            fresh: Vec::new(),
         };
         (plan, self.planned)
     }

@@ -219,6 +219,18 @@ impl Store for PgStore {
 
     async fn apply(&mut self, plan: Plan) -> Result<(), WarehouseError> {
         let tx = self.client.transaction().await?;
+        for (table, ids) in &plan.fresh {
+            let sql = format!(
+                "SELECT id FROM {} WHERE id = ANY($1) LIMIT 1",
+                crate::dialect::quote(table)
+            );
+            if let Some(row) = tx.query_opt(&sql, &[ids]).await? {
+                return Err(WarehouseError::AlreadyLoaded {
+                    table: table.clone(),
+                    id: row.try_get(0)?,
+                });
+            }
+        }
         if !plan.ddl.is_empty() {
             tx.batch_execute(&plan.ddl.join(";\n")).await?;
         }

@@ -292,18 +292,12 @@ pub fn table_ddl(dialect: Dialect, name: &str, kind: TableKind) -> Vec<String> {
     match kind {
         TableKind::Message(table) => {
             out.push(index_ddl(name, &["profile_id"]));
-            if std::env::var("XX_NOTS").is_err() {
-                out.push(index_ddl(name, &["timestamp"]));
-            }
+            out.push(index_ddl(name, &["timestamp"]));
             if table == MessageTable::Tracks {
                 out.push(index_ddl(name, &["event_text", "profile_id", "timestamp"]));
             }
         }
-        TableKind::Event => {
-            if std::env::var("XX_NOTS").is_err() {
-                out.push(index_ddl(name, &["timestamp"]))
-            }
-        }
+        TableKind::Event => out.push(index_ddl(name, &["timestamp"])),
         TableKind::Latest => {}
     }
     out

@@ -126,7 +126,7 @@ pub fn query_rows(conn: &Connection, sql: &str) -> rusqlite::Result<Rows> {
 /// Creates `path` empty with mode 0600 when it does not exist yet.
 fn create_private(path: &Path) -> Result<(), WarehouseError> {
     use std::os::unix::fs::OpenOptionsExt;
-    if path.exists() {
+    if path.exists() || path.as_os_str() == ":memory:" {
         return Ok(());
     }
     std::fs::OpenOptions::new()
@@ -165,9 +165,6 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
              PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
         )?;
-        if let Ok(extra) = std::env::var("XX_PRAGMAS") {
-            conn.execute_batch(&extra)?;
-        }
         register_functions(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -227,6 +224,20 @@ fn insert_rows(
 
 fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
     let tx = conn.transaction()?;
+    for (table, ids) in &plan.fresh {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT 1 FROM {} WHERE \"id\" = ?1",
+            crate::dialect::quote(table)
+        ))?;
+        for id in ids {
+            if stmt.exists([id])? {
+                return Err(WarehouseError::AlreadyLoaded {
+                    table: table.clone(),
+                    id: id.clone(),
+                });
+            }
+        }
+    }
     for ddl in &plan.ddl {
         tx.execute_batch(ddl)?;
     }

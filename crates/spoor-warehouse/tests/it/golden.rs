@@ -204,3 +204,46 @@ async fn postgres_allowed_user_merge_joins_the_profiles() {
     let Some(url) = postgres_url() else { return };
     allowed_merge(postgres_store(&url).await).await;
 }
+
+/// The log holds every message twice (a replay appended to it). Pipelined batches are
+/// planned before the previous one commits, as if all their messages were new; a batch that
+/// meets loaded messages is refused by the backend and loaded again skipping them.
+async fn replayed_log(store: AnyStore) {
+    let first = fixture_log().entries().to_vec();
+    let count = first.len() as u64;
+    let mut entries = first.clone();
+    entries.extend(first.into_iter().map(|mut entry| {
+        entry.seq += count as i64;
+        entry
+    }));
+    let options = LoaderOptions {
+        batch_size: 3,
+        ..LoaderOptions::default()
+    };
+    let mut loader = Loader::open(store, options).await.expect("open");
+    let stats = loader
+        .catch_up(&Arc::new(MemoryLog::new(entries)))
+        .await
+        .expect("load");
+    assert_eq!(loader.checkpoint(), 2 * count as i64);
+    assert_eq!(stats.loaded + stats.duplicates + stats.invalid, 2 * count);
+    assert!(stats.duplicates > count / 2, "{stats:?}");
+    // The same tables as the log without the replay, but for the checkpoint.
+    let tables = dump(loader.store()).await.replace(
+        &format!("checkpoint | {}", 2 * count),
+        &format!("checkpoint | {count}"),
+    );
+    check("tables.txt", &tables);
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_replayed_log_loads_each_message_once() {
+    replayed_log(sqlite_store()).await;
+}
+
+#[tokio::test]
+async fn postgres_replayed_log_loads_each_message_once() {
+    let Some(url) = postgres_url() else { return };
+    replayed_log(postgres_store(&url).await).await;
+}
