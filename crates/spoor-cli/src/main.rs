@@ -12,6 +12,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: the collector's per-message JSON work is dominated by
+/// small allocations (see docs/BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// spoor: Segment's Tracking API, done properly. A collector that keeps your events and a
 /// connector that sends them.
 #[derive(Debug, Parser)]
