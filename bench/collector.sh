@@ -13,6 +13,9 @@
 # Usage: bench/collector.sh            (3 runs, 15 s per case, 64 connections)
 #   RUNS=1 DURATION=5 CONNECTIONS=64 LOADGEN_THREADS=2 STORES=durable bench/collector.sh
 #   SPOOR=/path/to/old/spoor LOADGEN=/path/to/spoor-loadgen bench/collector.sh   (no build)
+#   RATE_FRACTION=0.5 (default) or FIXED_RATE=N: after the closed-loop batch cases, each
+#   durable store is also run open-loop (spoor-loadgen --rate) at that fraction of the same
+#   run's null-store rate, for the latency at the throughput the goal asks for.
 #
 # Each case gets a fresh server and data directory, so the peak RSS (VmHWM) is the case's own.
 set -euo pipefail
@@ -43,13 +46,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# run_case STORE MODE RUN: starts a fresh server, runs the load, appends one JSON line.
+# run_case STORE MODE RUN [RATE]: starts a fresh server, runs the load, appends one JSON line.
+# With RATE the load is open-loop at RATE messages/s (mode recorded as MODE-fixed-rate).
 run_case() {
-    local store="$1" mode="$2" run="$3"
-    local data log key url port store_args=()
+    local store="$1" mode="$2" run="$3" rate="${4:-}"
+    local data log key url port store_args=() rate_args=() label="$2"
+    if [ -n "$rate" ]; then
+        rate_args=(--rate "$rate")
+        label="$mode-fixed-rate"
+    fi
     data="$(mktemp -d /tmp/spoor-bench-XXXXXX)"
-    log="$OUT/server-$store-$mode-$run.log"
-    local loadgen_out="$OUT/loadgen-$store-$mode-$run.json"
+    log="$OUT/server-$store-$label-$run.log"
+    local loadgen_out="$OUT/loadgen-$store-$label-$run.json"
     case "$store" in
         null) store_args=(--store null) ;;
         durable) store_args=(--no-warehouse-loader) ;;
@@ -72,7 +80,7 @@ run_case() {
     fi
     url="http://127.0.0.1:$port"
     "$LOADGEN" --url "$url" --write-key "$key" --mode "$mode" --connections "$CONNECTIONS" \
-        --duration "$DURATION" --threads "$LOADGEN_THREADS" >"$loadgen_out"
+        --duration "$DURATION" --threads "$LOADGEN_THREADS" "${rate_args[@]}" >"$loadgen_out"
     local rss_kb stored cpu_ticks
     rss_kb="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
     # utime + stime of the whole server process (fields 14 and 15 of /proc/PID/stat).
@@ -85,11 +93,14 @@ run_case() {
         stored="$("$SPOOR" query "SELECT count(*) AS n FROM messages" --data "$data" --format csv | tail -n1)"
     fi
     python3 - "$loadgen_out" "$store" "$run" "$rss_kb" "$stored" \
-        "$cpu_ticks" "$(getconf CLK_TCK)" \
+        "$cpu_ticks" "$(getconf CLK_TCK)" "$label" "$rate" \
         >>"$OUT/results.jsonl" <<'PY'
 import json, sys
-path, store, run, rss_kb, stored, cpu_ticks, ticks_per_s = sys.argv[1:]
+path, store, run, rss_kb, stored, cpu_ticks, ticks_per_s, label, rate = sys.argv[1:]
 result = json.load(open(path))
+result["mode"] = label
+if rate:
+    result["offered_rate"] = float(rate)
 cpu_s = int(cpu_ticks) / int(ticks_per_s)
 # Server CPU per message over its whole life (warm-up included, so slightly pessimistic).
 total = result["messages"] * (1 + 1 / result["duration_s"])
@@ -113,6 +124,23 @@ for run in $(seq 1 "$RUNS"); do
             echo "run $run: $store store, $mode ..." >&2
             run_case "$store" "$mode" "$run"
         done
+        # Latency at the goal's throughput: open loop at RATE_FRACTION of this run's null
+        # rate (or at FIXED_RATE messages/s), where a closed loop's latency would only be
+        # 64 connections x 100 messages / throughput (Little's law).
+        rate="${FIXED_RATE:-}"
+        if [ -z "$rate" ] && [[ " $STORES " == *" null "* ]]; then
+            rate="$(python3 -c 'import json,sys
+rows=[json.loads(l) for l in open(sys.argv[1])]
+r=[x for x in rows if x["store"]=="null" and x["mode"]==sys.argv[2] and x["run"]==int(sys.argv[3])]
+print(round(r[-1]["messages_per_s"]*float(sys.argv[4])))' "$OUT/results.jsonl" "$mode" "$run" "${RATE_FRACTION:-0.5}")"
+        fi
+        if [ "$mode" = batch ] && [ -n "$rate" ]; then
+            for store in $STORES; do
+                [ "$store" = null ] && continue
+                echo "run $run: $store store, $mode at $rate messages/s ..." >&2
+                run_case "$store" "$mode" "$run" "$rate"
+            done
+        fi
     done
 done
 
@@ -130,8 +158,10 @@ stores = []
 for r in rows:
     if r["store"] not in stores:
         stores.append(r["store"])
-for mode in ("batch", "single"):
+for mode in ("batch", "single", "batch-fixed-rate"):
     for store in stores:
+        if not any(r["store"] == store and r["mode"] == mode for r in rows):
+            continue
         errors = sum(r["requests_failed"] + r["connection_errors"]
                      for r in rows if r["store"] == store and r["mode"] == mode)
         print(f"{store + ' ' + mode:<20}{med(store, mode, 'messages_per_s'):>12,.0f}"
@@ -144,7 +174,13 @@ for store in [s for s in stores if s != "null" and "null" in stores]:
     for mode, goal in (("batch", 0.5), ("single", 0.4)):
         ratio = med(store, mode, "messages_per_s") / max(med("null", mode, "messages_per_s"), 1)
         print(f"{store}/null {mode}: {ratio:.2f} (goal >= {goal})")
-    print(f"{store} batch p99: {med(store, 'batch', ('latency_ms', 'p99')):.1f} ms (goal <= 50)")
+    print(f"{store} batch p99, closed loop: {med(store, 'batch', ('latency_ms', 'p99')):.1f} ms "
+          f"(Little's law floor {64 * 100 * 1000 / med(store, 'batch', 'messages_per_s'):.0f} ms mean)")
+    if any(r["store"] == store and r["mode"] == "batch-fixed-rate" for r in rows):
+        offered = med(store, "batch-fixed-rate", "offered_rate")
+        print(f"{store} batch p99 at {offered:,.0f} messages/s offered: "
+              f"{med(store, 'batch-fixed-rate', ('latency_ms', 'p99')):.1f} ms (goal <= 50), "
+              f"achieved {med(store, 'batch-fixed-rate', 'messages_per_s'):,.0f}/s")
 print(f"peak RSS max: {max(r['peak_rss_mb'] for r in rows):.1f} MB (goal <= 200)")
 # Every acknowledged message must be in the store (warm-up and tail requests make it more).
 for r in rows:

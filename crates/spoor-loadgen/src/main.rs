@@ -49,6 +49,12 @@ struct Args {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Open loop at this many messages per second in all (spread evenly over the
+    /// connections), instead of each connection sending as fast as it is answered. Latency
+    /// is then measured from when each request was due, not when it was sent, so a server
+    /// that falls behind is charged for the wait (no coordinated omission, as in wrk2).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 /// What one request carries.
@@ -69,7 +75,7 @@ enum LoadgenError {
     Runtime(#[source] std::io::Error),
     #[error("a connection task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
-    #[error("--duration, --warmup, --connections and --batch-size must be positive")]
+    #[error("--duration, --warmup, --connections, --batch-size and --rate must be positive")]
     BadNumbers,
 }
 
@@ -88,7 +94,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<serde_json::Value, LoadgenError> {
-    if !(args.duration > 0.0 && args.warmup >= 0.0 && args.connections > 0 && args.batch_size > 0) {
+    if !(args.duration > 0.0
+        && args.warmup >= 0.0
+        && args.connections > 0
+        && args.batch_size > 0
+        && args.rate.is_none_or(|rate| rate > 0.0))
+    {
         return Err(LoadgenError::BadNumbers);
     }
     let authority = args
@@ -122,10 +133,22 @@ fn run(args: Args) -> Result<serde_json::Value, LoadgenError> {
         let mut tasks = Vec::new();
         for connection in 0..args.connections {
             let factory = event::EventFactory::new(run_id, connection, timestamp.clone());
+            // Open loop: each connection sends every `interval`, the connections staggered
+            // evenly within it.
+            let schedule = args.rate.map(|rate| {
+                let interval =
+                    Duration::from_secs_f64(f64::from(args.connections) * batch_size as f64 / rate);
+                let phase = interval.mul_f64(f64::from(connection) / f64::from(args.connections));
+                worker::Schedule {
+                    first: start + phase,
+                    interval,
+                }
+            });
             tasks.push(tokio::spawn(worker::run(
                 target.clone(),
                 factory,
                 batch_size,
+                schedule,
                 measure_from,
                 measure_until,
             )));

@@ -1,4 +1,6 @@
-//! One connection's closed loop: send a request, wait for the whole answer, record it, repeat.
+//! One connection's loop: send a request, wait for the whole answer, record it, repeat;
+//! either as fast as answers come (closed loop) or on a fixed [`Schedule`] (open loop, where
+//! a request's latency counts from when it was due).
 //!
 //! Requests that start before the measuring window are sent but not counted; the loop stops
 //! at the window's end. A broken connection is counted and reopened.
@@ -58,17 +60,38 @@ pub struct WorkerReport {
     pub statuses: HashMap<u16, u64>,
 }
 
-/// Runs one connection until `until`, counting requests that start at or after `from`.
+/// When an open-loop connection's requests are due: `first`, then every `interval`.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// When the first request is due.
+    pub first: Instant,
+    /// Time between two requests of this connection.
+    pub interval: std::time::Duration,
+}
+
+/// Runs one connection until `until`, counting requests that start (or, on a schedule, are
+/// due) at or after `from`.
 pub async fn run(
     target: Target,
     mut factory: EventFactory,
     batch_size: usize,
+    schedule: Option<Schedule>,
     from: Instant,
     until: Instant,
 ) -> WorkerReport {
     let mut report = WorkerReport::default();
     let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut next_due = schedule.map(|s| s.first);
     while Instant::now() < until {
+        // On a schedule, wait until the next request is due; latency counts from then.
+        let due = match (schedule, next_due) {
+            (Some(schedule), Some(due)) => {
+                tokio::time::sleep_until(due.into()).await;
+                next_due = Some(due + schedule.interval);
+                Some(due)
+            }
+            _ => None,
+        };
         let mut live = match sender.take() {
             Some(live) => live,
             None => match connect(&target.inner.authority).await {
@@ -98,7 +121,7 @@ pub async fn run(
             report.connection_errors += 1;
             return report;
         };
-        let started = Instant::now();
+        let started = due.unwrap_or_else(Instant::now);
         let outcome = async {
             live.ready().await?;
             let response = live.send_request(request).await?;

@@ -18,13 +18,19 @@
 //! The writer looks a messageId up, in this order, in
 //! 1. the messages of the group being written (two copies in one commit are stored once);
 //! 2. the memtable: an in-memory map of the messages committed since the last flush;
-//! 3. the `dedupe` table on disk (a point lookup on the writer's own connection).
+//! 3. the `dedupe` table on disk (a point lookup on the writer's own connection), only when
+//!    a fixed-size Bloom filter of the keys written there ([`BLOOM_BYTES`], filled from the
+//!    table on open and by every flush) says the key may be there: a new messageId, the
+//!    common case, costs no disk read.
 //!
 //! A group's new entries join the memtable only once its commit succeeded. When the memtable
-//! holds [`DEDUPE_FLUSH_ENTRIES`] entries, or [`DEDUPE_FLUSH_EVERY`] has passed, or the log
-//! closes, the writer (after answering the group's requests) writes it into `dedupe` sorted
-//! by key, in one transaction that also sets `dedupe_meta.last_seq` to the highest `seq`
-//! covered, then clears it. So memory stays bounded by the flush size, and after a crash at
+//! holds [`DEDUPE_FLUSH_ENTRIES`] entries, or [`DEDUPE_FLUSH_EVERY`] has passed, the writer
+//! (after answering the group's requests) freezes it: it becomes a flush, sorted by key and
+//! still looked up, and each following group commit also writes a chunk of it into `dedupe`
+//! (twice the group's size, at least [`DEDUPE_FLUSH_CHUNK_MIN`]), so no request ever waits
+//! for a whole flush. The commit holding the last chunk also sets `dedupe_meta.last_seq` to
+//! the highest `seq` the flush covers; at close everything left is written at once. So
+//! memory stays bounded by about twice the flush size, and after a crash at
 //! any moment [`SqliteLog::open`] rebuilds the memtable from the `messages` rows with
 //! `seq > last_seq` (their source, messageId and `received_at`), flushing as it goes:
 //! exactly-once holds across `kill -9`. Keys stay the text `(source_id, message_id)`, so there
@@ -65,6 +71,8 @@ pub const PRUNE_STEP: usize = 5_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Memtable entries after which the writer flushes them into `dedupe`.
 pub const DEDUPE_FLUSH_ENTRIES: usize = 50_000;
+/// The least number of dedupe entries a commit writes while a flush is in progress.
+pub const DEDUPE_FLUSH_CHUNK_MIN: usize = 1_000;
 /// Age of the oldest unflushed memtable entry after which the writer flushes anyway.
 pub const DEDUPE_FLUSH_EVERY: Duration = Duration::from_secs(60);
 const QUEUE_CAPACITY: usize = 4_096;
@@ -281,6 +289,8 @@ impl SqliteLog {
             memtable: HashMap::new(),
             flush_entries: flush_entries.max(1),
             first_unflushed: None,
+            bloom: Bloom::new(BLOOM_BYTES),
+            flushing: None,
         };
         dedupe.recover(&conn, window_ms)?;
         let checkpointer = events::open_for_writing(dir)?;
@@ -402,23 +412,113 @@ struct Writer {
     dedupe: Dedupe,
     /// The fresh dedupe entries of the group being written, merged into the memtable only
     /// once its commit succeeded.
-    pending: HashMap<DedupeKey, i64>,
+    pending: HashMap<DedupeKey, Entry>,
 }
 
 /// A dedupe key: `(source_id, message_id)`.
 type DedupeKey = (Arc<str>, String);
 
-/// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`.
+/// What the dedupe index knows of a stored message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    received_ms: i64,
+    seq: i64,
+}
+
+/// The 64-bit hash of a dedupe key kept in `dedupe.hash` and used by the Bloom filter:
+/// FNV-1a over the source, a separator and the messageId, then the SplitMix64 finalizer to
+/// spread the bits. Fixed here (not std's unspecified `DefaultHasher`) because it is stored.
+fn key_hash(source_id: &str, message_id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = source_id.bytes().chain([0xff]).chain(message_id.bytes());
+    for byte in bytes {
+        h ^= u64::from(byte);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// `dedupe.hash` as SQLite stores it: the same 64 bits read as a signed integer.
+fn stored_hash(hash: u64) -> i64 {
+    i64::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`,
+/// and the Bloom filter of the keys that were.
 struct Dedupe {
-    memtable: HashMap<DedupeKey, i64>,
+    memtable: HashMap<DedupeKey, Entry>,
     flush_entries: usize,
     first_unflushed: Option<Instant>,
+    /// Every key written to `dedupe` since the open (and every key it held then): a key it
+    /// does not contain is not on disk, so the disk lookup is skipped.
+    bloom: Bloom,
+    /// The flush being written, a chunk with each group's commit.
+    flushing: Option<Flushing>,
+}
+
+/// A fixed-size Bloom filter over dedupe keys: memory is [`BLOOM_BYTES`] however many keys
+/// it holds; more keys only mean more false positives, and a false positive costs one
+/// point lookup in `dedupe` (the answer stays exact).
+struct Bloom {
+    words: Vec<u64>,
+    /// Bit index mask (the filter has a power-of-two number of bits).
+    mask: u64,
+}
+
+/// The size of the dedupe Bloom filter: 8 MiB, 2^26 bits; with [`BLOOM_HASHES`] probes a key
+/// that is not on disk is looked up anyway about 0.3% of the time with 5 million keys in the
+/// window and 3% with 10 million.
+pub const BLOOM_BYTES: usize = 8 << 20;
+const BLOOM_HASHES: u64 = 5;
+
+impl Bloom {
+    fn new(bytes: usize) -> Bloom {
+        let words = (bytes / 8).next_power_of_two().max(1);
+        Bloom {
+            words: vec![0; words],
+            mask: (words as u64 * 64) - 1,
+        }
+    }
+
+    /// The probe positions of a key hash (double hashing: probe `i` is `h1 + i * h2`, with an
+    /// odd step derived from the hash's other half).
+    fn probes(hash: u64) -> impl Iterator<Item = u64> {
+        let h1 = hash;
+        let h2 = hash.rotate_left(32).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..BLOOM_HASHES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)))
+    }
+
+    fn insert(&mut self, hash: u64) {
+        for bit in Bloom::probes(hash) {
+            let bit = bit & self.mask;
+            self.words[(bit >> 6) as usize] |= 1 << (bit & 63);
+        }
+    }
+
+    fn may_contain(&self, hash: u64) -> bool {
+        Bloom::probes(hash).all(|bit| {
+            let bit = bit & self.mask;
+            self.words[(bit >> 6) as usize] & (1 << (bit & 63)) != 0
+        })
+    }
 }
 
 impl Dedupe {
     /// Brings the memtable in line with the log after an open (clean or after a crash): reads
     /// the messages after `dedupe_meta.last_seq`, flushing every `flush_entries` of them.
     fn recover(&mut self, conn: &Connection, window_ms: i64) -> Result<(), StoreError> {
+        {
+            let mut stmt = conn.prepare("SELECT hash FROM dedupe")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let hash: i64 = row.get(0)?;
+                self.bloom.insert(u64::from_ne_bytes(hash.to_ne_bytes()));
+            }
+        }
         let last_seq: i64 =
             conn.query_row("SELECT last_seq FROM dedupe_meta WHERE id = 1", [], |r| {
                 r.get(0)
@@ -450,18 +550,20 @@ impl Dedupe {
             let Some(last) = rows.last().map(|row| row.0) else {
                 break;
             };
-            for (_, source_id, message_id, received_at) in rows {
+            for (seq, source_id, message_id, received_at) in rows {
                 // `received_at` is always written by the writer from a valid timestamp; an
                 // unreadable one is remembered as "now", which only widens the window.
                 let received_ms = Timestamp::parse(&received_at)
                     .map(Timestamp::unix_millis)
                     .unwrap_or_else(|_| crate::files::now().unix_millis());
-                self.memtable
-                    .insert((Arc::from(source_id), message_id), received_ms);
+                self.memtable.insert(
+                    (Arc::from(source_id), message_id),
+                    Entry { received_ms, seq },
+                );
             }
             after = last;
             if self.memtable.len() >= self.flush_entries {
-                self.flush(conn, Some(after))?;
+                self.flush_all(conn, Some(after))?;
             }
         }
         if !self.memtable.is_empty() {
@@ -470,19 +572,30 @@ impl Dedupe {
         Ok(())
     }
 
-    /// The `received_ms` of a key committed earlier: memtable first, then disk.
+    /// The `received_ms` of a key committed earlier: memtable, flush in progress, then disk
+    /// (only when the Bloom filter says the key may be there).
     fn lookup(&self, conn: &Connection, key: &DedupeKey) -> Result<Option<i64>, StoreError> {
-        if let Some(ms) = self.memtable.get(key) {
-            return Ok(Some(*ms));
+        if let Some(entry) = self.memtable.get(key) {
+            return Ok(Some(entry.received_ms));
         }
+        let hash = key_hash(&key.0, &key.1);
+        if let Some(ms) = self.flushing.as_ref().and_then(|f| f.get(hash, key)) {
+            return Ok(Some(ms));
+        }
+        if !self.bloom.may_contain(hash) {
+            return Ok(None);
+        }
+        // The hash narrows it to a few rows; the text comparison through `messages` makes
+        // the answer exact.
         let mut stmt = conn.prepare_cached(
-            "SELECT received_ms FROM dedupe WHERE source_id = ?1 AND message_id = ?2",
+            "SELECT max(d.received_ms) FROM dedupe d JOIN messages m ON m.seq = d.seq \
+             WHERE d.hash = ?1 AND m.source_id = ?2 AND m.message_id = ?3",
         )?;
-        let mut rows = stmt.query(params![&*key.0, key.1])?;
-        match rows.next()? {
-            Some(row) => Ok(Some(row.get(0)?)),
-            None => Ok(None),
-        }
+        Ok(
+            stmt.query_row(params![stored_hash(hash), &*key.0, key.1], |row| {
+                row.get::<_, Option<i64>>(0)
+            })?,
+        )
     }
 
     fn due(&self) -> bool {
@@ -492,42 +605,135 @@ impl Dedupe {
                 .is_some_and(|first| first.elapsed() >= DEDUPE_FLUSH_EVERY)
     }
 
-    /// Writes the memtable into `dedupe` sorted by key and records the last `seq` covered
-    /// (`covered`, or the log's current end) in the same transaction, then clears it. On
-    /// error the memtable is kept, and the flush is tried again later.
-    fn flush(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
-        let mut entries: Vec<(&DedupeKey, &i64)> = self.memtable.iter().collect();
-        entries.sort_unstable_by(|a, b| (&*a.0.0, &a.0.1).cmp(&(&*b.0.0, &b.0.1)));
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = (|| -> Result<(), StoreError> {
-            let mut upsert = conn.prepare_cached(
-                "INSERT INTO dedupe (source_id, message_id, received_ms) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (source_id, message_id) DO UPDATE SET \
-                 received_ms = max(dedupe.received_ms, excluded.received_ms)",
-            )?;
-            for ((source_id, message_id), received_ms) in &entries {
-                upsert.execute(params![&**source_id, message_id, received_ms])?;
-            }
-            match covered {
-                Some(seq) => conn.execute(
-                    "UPDATE dedupe_meta SET last_seq = ?1 WHERE id = 1",
-                    params![seq],
-                )?,
-                None => conn.execute(
-                    "UPDATE dedupe_meta SET last_seq = \
-                     (SELECT coalesce(max(seq), 0) FROM messages) WHERE id = 1",
-                    [],
-                )?,
-            };
-            Ok(())
-        })();
-        if let Err(err) = result.and_then(|()| Ok(conn.execute_batch("COMMIT")?)) {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(err);
+    /// Moves the memtable into a new flush (sorted by key), covering the log up to `covered`
+    /// (or its current end). Does nothing while a flush is in progress or with nothing to flush.
+    fn freeze(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
+        if self.flushing.is_some() || self.memtable.is_empty() {
+            return Ok(());
         }
-        self.memtable.clear();
+        let covered = match covered {
+            Some(seq) => seq,
+            None => conn.query_row("SELECT coalesce(max(seq), 0) FROM messages", [], |r| {
+                r.get(0)
+            })?,
+        };
+        let mut entries: Vec<Frozen> = self
+            .memtable
+            .drain()
+            .map(|(key, entry)| Frozen {
+                hash: stored_hash(key_hash(&key.0, &key.1)),
+                entry,
+                key,
+            })
+            .collect();
+        entries.sort_unstable_by_key(|frozen| (frozen.hash, frozen.entry.seq));
+        self.flushing = Some(Flushing {
+            entries,
+            next: 0,
+            covered,
+        });
         self.first_unflushed = None;
         Ok(())
+    }
+
+    /// Writes up to `limit` more entries of the flush in progress with `conn`, inside the
+    /// caller's transaction, and with the last of them moves `dedupe_meta.last_seq` to the
+    /// flush's `covered`. Returns how far the flush got, for [`Dedupe::advance`] once the
+    /// transaction has committed.
+    fn write_chunk(&self, conn: &Connection, limit: usize) -> Result<Option<usize>, StoreError> {
+        let Some(flushing) = &self.flushing else {
+            return Ok(None);
+        };
+        let end = flushing
+            .next
+            .saturating_add(limit)
+            .min(flushing.entries.len());
+        let mut upsert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        for frozen in &flushing.entries[flushing.next..end] {
+            upsert.execute(params![
+                frozen.hash,
+                frozen.entry.seq,
+                frozen.entry.received_ms
+            ])?;
+        }
+        if end == flushing.entries.len() {
+            conn.execute(
+                "UPDATE dedupe_meta SET last_seq = ?1 WHERE id = 1",
+                params![flushing.covered],
+            )?;
+        }
+        Ok(Some(end))
+    }
+
+    /// Records that the flush's entries before `end` are committed in `dedupe`.
+    fn advance(&mut self, end: usize) {
+        let Some(flushing) = &mut self.flushing else {
+            return;
+        };
+        for frozen in &flushing.entries[flushing.next..end] {
+            self.bloom
+                .insert(u64::from_ne_bytes(frozen.hash.to_ne_bytes()));
+        }
+        flushing.next = end;
+        if end >= flushing.entries.len() {
+            self.flushing = None;
+        }
+    }
+
+    /// Writes the flush in progress and then the whole memtable into `dedupe`, each in one
+    /// transaction of its own. On error what is not written is kept and tried again later.
+    fn flush_all(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
+        loop {
+            self.freeze(conn, covered)?;
+            if self.flushing.is_none() {
+                return Ok(());
+            }
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            match self
+                .write_chunk(conn, usize::MAX)
+                .and_then(|end| Ok((end, conn.execute_batch("COMMIT")?)))
+            {
+                Ok((end, ())) => self.advance(end.unwrap_or(0)),
+                Err(err) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// A dedupe flush in progress: the frozen memtable, sorted by `dedupe`'s key
+/// `(hash, seq)`, written into `dedupe` a chunk per commit.
+struct Flushing {
+    entries: Vec<Frozen>,
+    /// The entries before this index are committed in `dedupe`.
+    next: usize,
+    /// The highest `seq` whose key is in `entries` or already in `dedupe`.
+    covered: i64,
+}
+
+/// One entry of a flush.
+struct Frozen {
+    /// [`key_hash`] as stored.
+    hash: i64,
+    entry: Entry,
+    key: DedupeKey,
+}
+
+impl Flushing {
+    /// The latest `received_ms` of `key` (whose hash is `hash`) in the flush.
+    fn get(&self, hash: u64, key: &DedupeKey) -> Option<i64> {
+        let hash = stored_hash(hash);
+        let start = self.entries.partition_point(|frozen| frozen.hash < hash);
+        self.entries[start..]
+            .iter()
+            .take_while(|frozen| frozen.hash == hash)
+            .filter(|frozen| frozen.key == *key)
+            .map(|frozen| frozen.entry.received_ms)
+            .max()
     }
 }
 
@@ -639,18 +845,19 @@ impl Writer {
                 let received_ms = request.received_at.unix_millis();
                 let received_at = request.received_at.to_string();
                 for message in &request.messages {
+                    let mut fresh = None;
                     if window_ms > 0 {
                         let key: DedupeKey =
                             (Arc::clone(&message.source_id), message.message_id.clone());
                         let seen = match self.pending.get(&key) {
-                            Some(ms) => Some(*ms),
+                            Some(entry) => Some(entry.received_ms),
                             None => self.dedupe.lookup(&tx, &key)?,
                         };
                         if seen.is_some_and(|ms| ms >= received_ms.saturating_sub(window_ms)) {
                             outcome.duplicates += 1;
                             continue;
                         }
-                        self.pending.insert(key, received_ms);
+                        fresh = Some(key);
                     }
                     insert.execute(params![
                         &*message.source_id,
@@ -663,6 +870,10 @@ impl Writer {
                         received_at,
                         message.body,
                     ])?;
+                    if let Some(key) = fresh.take() {
+                        let seq = tx.last_insert_rowid();
+                        self.pending.insert(key, Entry { received_ms, seq });
+                    }
                     outcome.stored += 1;
                 }
                 for item in &request.discards {
@@ -681,15 +892,22 @@ impl Writer {
         if window_ms > 0 && Instant::now() >= self.next_prune {
             let cutoff = crate::files::now().unix_millis().saturating_sub(window_ms);
             let deleted = tx.execute(
-                "DELETE FROM dedupe WHERE (source_id, message_id) IN \
-                 (SELECT source_id, message_id FROM dedupe WHERE received_ms < ?1 LIMIT ?2)",
+                "DELETE FROM dedupe WHERE (hash, seq) IN \
+                 (SELECT hash, seq FROM dedupe WHERE received_ms < ?1 LIMIT ?2)",
                 params![cutoff, PRUNE_STEP as i64],
             )?;
             if deleted < PRUNE_STEP {
                 self.next_prune = Instant::now() + PRUNE_EVERY;
             }
         }
+        // A chunk of the dedupe flush in progress rides along, twice the group's size so the
+        // flush outpaces the memtable's growth; sorted keys keep its B-tree writes local.
+        let chunk = (2 * self.pending.len()).max(DEDUPE_FLUSH_CHUNK_MIN);
+        let flushed = self.dedupe.write_chunk(&tx, chunk)?;
         tx.commit()?;
+        if let Some(end) = flushed {
+            self.dedupe.advance(end);
+        }
         if !self.pending.is_empty() {
             if self.dedupe.memtable.is_empty() {
                 self.dedupe.first_unflushed = Some(Instant::now());
@@ -699,13 +917,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Flushes the dedupe memtable when it is due (or `force`), logging a failure: the
-    /// entries stay in memory and the flush is tried again after the next group.
+    /// Starts a flush of the dedupe memtable when it is due; with `force` (at close) writes
+    /// everything now. A failure is logged: the entries stay in memory and are tried again.
     fn maybe_flush(&mut self, force: bool) {
-        if self.dedupe.memtable.is_empty() || !(force || self.dedupe.due()) {
-            return;
-        }
-        if let Err(err) = self.dedupe.flush(&self.conn, None) {
+        let result = if force {
+            self.dedupe.flush_all(&self.conn, None)
+        } else if self.dedupe.due() {
+            self.dedupe.freeze(&self.conn, None)
+        } else {
+            Ok(())
+        };
+        if let Err(err) = result {
             tracing::warn!(error = %err, entries = self.dedupe.memtable.len(), "dedupe flush failed");
         }
     }
@@ -768,6 +990,87 @@ mod tests {
     const DAY: Duration = Duration::from_secs(86_400);
 
     #[tokio::test]
+    async fn a_schema_2_log_is_upgraded_and_its_ids_still_deduplicated() {
+        let dir = temp_dir("upgrade");
+        std::fs::create_dir_all(&dir).unwrap();
+        let t0 = now_ms();
+        let received_at = Timestamp::from_unix_millis(t0).to_string();
+        {
+            // events.db as schema 2 left it: text-keyed `dedupe`, one id flushed there.
+            let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL, \
+                 message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT, \
+                 event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
+                 CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT, \
+                 received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL, \
+                 body TEXT NOT NULL);
+                 CREATE TABLE dedupe (source_id TEXT NOT NULL, message_id TEXT NOT NULL, \
+                 received_ms INTEGER NOT NULL, PRIMARY KEY (source_id, message_id)) WITHOUT ROWID;
+                 CREATE INDEX dedupe_received ON dedupe(received_ms);
+                 CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                 last_seq INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            for id in ["old-1", "old-2"] {
+                conn.execute(
+                    "INSERT INTO messages (source_id, message_id, type, received_at, body) \
+                     VALUES ('s1', ?1, 'track', ?2, '{}')",
+                    params![id, received_at],
+                )
+                .unwrap();
+            }
+            conn.execute_batch(&format!(
+                "INSERT INTO dedupe VALUES ('s1', 'old-1', {t0}); \
+                 INSERT INTO dedupe_meta VALUES (1, 1);"
+            ))
+            .unwrap();
+        }
+        let log = open(&dir, DAY, 1);
+        assert_eq!(count(&dir, "PRAGMA user_version"), events::SCHEMA_VERSION);
+        // Both the flushed id and the unflushed one are still known after the upgrade.
+        let again = log
+            .append(request(
+                t0 + 1,
+                vec![
+                    message("s1", "old-1"),
+                    message("s1", "old-2"),
+                    message("s1", "new"),
+                ],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((again.stored, again.duplicates), (1, 2));
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
+        assert_eq!(
+            count(&dir, "SELECT count(*) FROM dedupe WHERE hash IS NOT NULL"),
+            3
+        );
+    }
+
+    #[test]
+    fn bloom_has_no_false_negatives_and_few_false_positives() {
+        // 64 KiB = 524,288 bits for 50,000 keys: about 1% false positives expected.
+        let mut bloom = Bloom::new(64 << 10);
+        for i in 0..50_000 {
+            bloom.insert(key_hash("src", &format!("id-{i}")));
+        }
+        assert!((0..50_000).all(|i| bloom.may_contain(key_hash("src", &format!("id-{i}")))));
+        let false_positives = (0..50_000)
+            .filter(|i| bloom.may_contain(key_hash("src", &format!("other-{i}"))))
+            .count();
+        assert!(false_positives < 1_500, "{false_positives} false positives");
+        // The source is part of the key, and the separator keeps ("ab", "c") from ("a", "bc").
+        assert_ne!(key_hash("ab", "c"), key_hash("a", "bc"));
+        let other_source = (0..1_000)
+            .filter(|i| bloom.may_contain(key_hash("src2", &format!("id-{i}"))))
+            .count();
+        assert!(other_source < 50, "{other_source}");
+    }
+
+    #[tokio::test]
     async fn two_copies_in_one_group_are_stored_once() {
         let dir = temp_dir("group");
         let t0 = now_ms();
@@ -805,7 +1108,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(first.stored, 2);
-        // The group filled the memtable, so the writer flushed it after answering.
+        // The group filled the memtable, so the writer froze it after answering, and the next
+        // commit wrote it into `dedupe` (a flush smaller than a chunk takes one commit).
         let flushed = log
             .append(request(t0 + 1, vec![message("s1", "c")]))
             .await
@@ -824,6 +1128,65 @@ mod tests {
         assert_eq!((dup.stored, dup.duplicates), (0, 3));
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
+    }
+
+    #[test]
+    fn a_flush_is_written_in_chunks_and_moves_last_seq_with_the_last() {
+        let dir = temp_dir("chunks");
+        let conn = events::open_for_writing(&dir).unwrap();
+        let mut dedupe = Dedupe {
+            memtable: HashMap::new(),
+            flush_entries: 100,
+            first_unflushed: None,
+            bloom: Bloom::new(1 << 10),
+            flushing: None,
+        };
+        let key = |id: &str| -> DedupeKey { (Arc::from("s1"), id.to_owned()) };
+        for (i, id) in ["e", "a", "d", "b", "c"].into_iter().enumerate() {
+            // The message rows the entries point at, as the writer would have stored them.
+            conn.execute(
+                "INSERT INTO messages (source_id, message_id, type, received_at, body) \
+                 VALUES ('s1', ?1, 'track', '2026-01-01T00:00:00.000Z', '{}')",
+                params![id],
+            )
+            .unwrap();
+            let entry = Entry {
+                received_ms: 1_000 + i as i64,
+                seq: conn.last_insert_rowid(),
+            };
+            dedupe.memtable.insert(key(id), entry);
+        }
+        // Same source, another messageId that shares nothing: not found anywhere.
+        assert_eq!(dedupe.lookup(&conn, &key("zz")).unwrap(), None);
+        dedupe.freeze(&conn, Some(42)).unwrap();
+        assert!(dedupe.memtable.is_empty());
+        let dedupe_rows = || count(&dir, "SELECT count(*) FROM dedupe");
+        let last_seq = || count(&dir, "SELECT last_seq FROM dedupe_meta");
+        // Two chunks of two: last_seq stays until the last entry is written.
+        for (written, expect_rows) in [(2, 2), (4, 4)] {
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let end = dedupe.write_chunk(&conn, 2).unwrap();
+            conn.execute_batch("COMMIT").unwrap();
+            assert_eq!(end, Some(written));
+            dedupe.advance(written);
+            assert_eq!(dedupe_rows(), expect_rows);
+            assert_eq!(last_seq(), 0);
+        }
+        // Every key is found meanwhile, written or not.
+        for id in ["a", "b", "c", "d", "e"] {
+            assert!(dedupe.lookup(&conn, &key(id)).unwrap().is_some(), "{id}");
+        }
+        assert_eq!(dedupe.lookup(&conn, &key("f")).unwrap(), None);
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let end = dedupe.write_chunk(&conn, 2).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        assert_eq!(end, Some(5));
+        dedupe.advance(5);
+        assert!(dedupe.flushing.is_none());
+        assert_eq!((dedupe_rows(), last_seq()), (5, 42));
+        // Found on disk now, through the Bloom filter.
+        assert_eq!(dedupe.lookup(&conn, &key("e")).unwrap(), Some(1_000));
+        assert_eq!(dedupe.lookup(&conn, &key("a")).unwrap(), Some(1_001));
     }
 
     #[tokio::test]

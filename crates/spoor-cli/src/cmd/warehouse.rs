@@ -605,9 +605,11 @@ pub async fn start_loader(
         warehouse,
     };
     let store = location.open_for_writing().await?;
+    // The default batch (2,000 messages): with the pipeline two batches and their plans are in
+    // memory at once, and `spoor serve` stays under its memory goal with them.
     let options = LoaderOptions {
-        batch_size: 5000,
         allow_user_merge,
+        ..LoaderOptions::default()
     };
     let mut loader = Loader::open(store, options)
         .await
