@@ -13,9 +13,10 @@
 # Usage: bench/collector.sh            (3 runs, 15 s per case, 64 connections)
 #   RUNS=1 DURATION=5 CONNECTIONS=64 LOADGEN_THREADS=2 STORES=durable bench/collector.sh
 #   SPOOR=/path/to/old/spoor LOADGEN=/path/to/spoor-loadgen bench/collector.sh   (no build)
-#   RATE_FRACTION=0.5 (default) or FIXED_RATE=N: after the closed-loop batch cases, each
-#   durable store is also run open-loop (spoor-loadgen --rate) at that fraction of the same
-#   run's null-store rate, for the latency at the throughput the goal asks for.
+#   RATE_FRACTION=0.5 (default) and FIXED_RATES="20000 40000": after the closed-loop batch
+#   cases, each durable store is also run open-loop (spoor-loadgen --rate) at that fraction
+#   of the same run's null-store rate and at each fixed rate, for the latency at a given
+#   throughput (a closed loop's latency is only connections x batch / throughput).
 #
 # Each case gets a fresh server and data directory, so the peak RSS (VmHWM) is the case's own.
 set -euo pipefail
@@ -53,7 +54,7 @@ run_case() {
     local data log key url port store_args=() rate_args=() label="$2"
     if [ -n "$rate" ]; then
         rate_args=(--rate "$rate")
-        label="$mode-fixed-rate"
+        label="$mode-at-$rate"
     fi
     data="$(mktemp -d /tmp/spoor-bench-XXXXXX)"
     log="$OUT/server-$store-$label-$run.log"
@@ -124,21 +125,23 @@ for run in $(seq 1 "$RUNS"); do
             echo "run $run: $store store, $mode ..." >&2
             run_case "$store" "$mode" "$run"
         done
-        # Latency at the goal's throughput: open loop at RATE_FRACTION of this run's null
-        # rate (or at FIXED_RATE messages/s), where a closed loop's latency would only be
+        # Latency at a given throughput: open loop at RATE_FRACTION of this run's null rate
+        # and at each of FIXED_RATES messages/s, where a closed loop's latency would only be
         # 64 connections x 100 messages / throughput (Little's law).
-        rate="${FIXED_RATE:-}"
-        if [ -z "$rate" ] && [[ " $STORES " == *" null "* ]]; then
+        rate=""
+        if [[ " $STORES " == *" null "* ]]; then
             rate="$(python3 -c 'import json,sys
 rows=[json.loads(l) for l in open(sys.argv[1])]
 r=[x for x in rows if x["store"]=="null" and x["mode"]==sys.argv[2] and x["run"]==int(sys.argv[3])]
 print(round(r[-1]["messages_per_s"]*float(sys.argv[4])))' "$OUT/results.jsonl" "$mode" "$run" "${RATE_FRACTION:-0.5}")"
         fi
-        if [ "$mode" = batch ] && [ -n "$rate" ]; then
-            for store in $STORES; do
-                [ "$store" = null ] && continue
-                echo "run $run: $store store, $mode at $rate messages/s ..." >&2
-                run_case "$store" "$mode" "$run" "$rate"
+        if [ "$mode" = batch ]; then
+            for fixed in $rate ${FIXED_RATES:-}; do
+                for store in $STORES; do
+                    [ "$store" = null ] && continue
+                    echo "run $run: $store store, $mode at $fixed messages/s ..." >&2
+                    run_case "$store" "$mode" "$run" "$fixed"
+                done
             done
         fi
     done
@@ -152,19 +155,21 @@ def med(store, mode, key):
               for r in rows if r["store"] == store and r["mode"] == mode]
     return statistics.median(values)
 print()
-print(f"{'case':<20}{'messages/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}"
+print(f"{'case':<26}{'messages/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}"
       f"{'server CPU us/msg':>19}{'loadgen CPU us/msg':>20}{'errors':>8}")
 stores = []
 for r in rows:
     if r["store"] not in stores:
         stores.append(r["store"])
-for mode in ("batch", "single", "batch-fixed-rate"):
+modes = ["batch", "single"] + sorted({r["mode"] for r in rows if "-at-" in r["mode"]},
+                                    key=lambda m: float(m.split("-at-")[1]))
+for mode in modes:
     for store in stores:
         if not any(r["store"] == store and r["mode"] == mode for r in rows):
             continue
         errors = sum(r["requests_failed"] + r["connection_errors"]
                      for r in rows if r["store"] == store and r["mode"] == mode)
-        print(f"{store + ' ' + mode:<20}{med(store, mode, 'messages_per_s'):>12,.0f}"
+        print(f"{store + ' ' + mode:<26}{med(store, mode, 'messages_per_s'):>12,.0f}"
               f"{med(store, mode, ('latency_ms', 'p50')):>9.2f}{med(store, mode, ('latency_ms', 'p99')):>9.2f}"
               f"{med(store, mode, 'peak_rss_mb'):>13.1f}"
               f"{med(store, mode, 'server_cpu_us_per_message'):>19.1f}"
@@ -176,11 +181,11 @@ for store in [s for s in stores if s != "null" and "null" in stores]:
         print(f"{store}/null {mode}: {ratio:.2f} (goal >= {goal})")
     print(f"{store} batch p99, closed loop: {med(store, 'batch', ('latency_ms', 'p99')):.1f} ms "
           f"(Little's law floor {64 * 100 * 1000 / med(store, 'batch', 'messages_per_s'):.0f} ms mean)")
-    if any(r["store"] == store and r["mode"] == "batch-fixed-rate" for r in rows):
-        offered = med(store, "batch-fixed-rate", "offered_rate")
-        print(f"{store} batch p99 at {offered:,.0f} messages/s offered: "
-              f"{med(store, 'batch-fixed-rate', ('latency_ms', 'p99')):.1f} ms (goal <= 50), "
-              f"achieved {med(store, 'batch-fixed-rate', 'messages_per_s'):,.0f}/s")
+    for mode in [m for m in modes if "-at-" in m]:
+        if any(r["store"] == store and r["mode"] == mode for r in rows):
+            print(f"{store} batch p99 at {med(store, mode, 'offered_rate'):,.0f} messages/s "
+                  f"offered (open loop): {med(store, mode, ('latency_ms', 'p99')):.1f} ms "
+                  f"(goal <= 50), achieved {med(store, mode, 'messages_per_s'):,.0f}/s")
 print(f"peak RSS max: {max(r['peak_rss_mb'] for r in rows):.1f} MB (goal <= 200)")
 # Every acknowledged message must be in the store (warm-up and tail requests make it more).
 for r in rows:

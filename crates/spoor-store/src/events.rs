@@ -78,6 +78,10 @@ pub(crate) fn open_for_writing(dir: &Path) -> Result<Connection, StoreError> {
     let path = files::ensure_private_file(&dir.join(EVENTS_DB))?;
     let conn = Connection::open(&path)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    // 16 KiB pages for a new file (an existing one keeps its size): the log is mostly
+    // appends of ~1 KB rows, and each WAL frame is a page with its own header and write, so
+    // bigger pages mean a quarter of the frames per commit (docs/BENCHMARKS.md).
+    conn.pragma_update(None, "page_size", 16_384)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -16_384)?;
