@@ -423,9 +423,15 @@ impl Track {
         self
     }
 
-    /// The ISO 4217 currency of the revenue (checked at build). Left out, USD is assumed.
+    /// The ISO 4217 currency of the revenue (checked at build). Any case is accepted and
+    /// sent in the standard's capitals (`eur` is sent as `EUR`), as the Spec crate normalizes
+    /// it on the server side. Left out, USD is assumed.
     pub fn currency(mut self, currency: impl Into<String>) -> Self {
-        self.currency = Some(currency.into());
+        let currency = currency.into();
+        self.currency = Some(match spoor_spec::currency::lookup_ignore_case(&currency) {
+            Some(canonical) => canonical.to_owned(),
+            None => currency,
+        });
         self
     }
 
@@ -675,6 +681,13 @@ mod tests {
             .expect("valid");
         let json = String::from_utf8(message.to_vec()).expect("utf8");
         assert!(json.contains(r#""revenue":19.99"#), "{json}");
+        let lower = Track::new("Order Completed")
+            .user_id("u1")
+            .currency("eur")
+            .build()
+            .expect("lowercase is accepted");
+        let json = String::from_utf8(lower.to_vec()).expect("utf8");
+        assert!(json.contains(r#""currency":"EUR""#), "{json}");
         let err = Track::new("x")
             .user_id("u")
             .currency("XYZ")

@@ -99,7 +99,7 @@ pub enum ParseError {
     #[error("type: required (one of identify, track, page, screen, group, alias)")]
     MissingType,
     /// A `type` that is not one of the six.
-    #[error("type: {found:?} is not one of identify, track, page, screen, group, alias")]
+    #[error("type: {found} is not one of identify, track, page, screen, group, alias")]
     UnknownType {
         /// The value found, as JSON text.
         found: String,
@@ -187,7 +187,7 @@ impl Message {
             (Some(Value::String(name)), implied) => {
                 let found =
                     MessageType::from_wire(name).ok_or_else(|| ParseError::UnknownType {
-                        found: format!("{name:?}"),
+                        found: Value::String(name.clone()).to_string(),
                     })?;
                 match implied {
                     Some(expected) if expected != found => {

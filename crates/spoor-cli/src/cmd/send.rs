@@ -630,17 +630,22 @@ pub fn track_message(args: &TrackArgs) -> anyhow::Result<Message> {
         track = track.revenue(decimal("--revenue", v)?);
     }
     if let Some(code) = &args.currency {
-        if !spoor_spec::currency::is_currency_code(code) {
-            let hint = if spoor_spec::currency::is_currency_code(&code.to_ascii_uppercase()) {
-                format!(" (write it in capitals: {})", code.to_ascii_uppercase())
-            } else {
-                String::new()
+        // Any case is accepted and sent in capitals, as the Spec crate treats a lowercase
+        // code (a warning, normalized), not an error.
+        let Some(canonical) = spoor_spec::currency::lookup_ignore_case(code) else {
+            let hint = match spoor_spec::currency::withdrawn_replacement(&code.to_ascii_uppercase())
+            {
+                Some(current) => format!(
+                    " ({} was withdrawn; use {current})",
+                    code.to_ascii_uppercase()
+                ),
+                None => String::new(),
             };
             return Err(Exit::bad_input(format!(
                 "--currency: {code:?} is not an ISO 4217 currency code (like USD, EUR, GBP){hint}"
             )));
-        }
-        track = track.currency(code.clone());
+        };
+        track = track.currency(canonical);
     }
     if let Some(v) = &args.value {
         track = track.value(decimal("--value", v)?);

@@ -223,3 +223,51 @@ fn connector_help_texts_teach_with_examples() {
         );
     }
 }
+
+#[test]
+fn connector_currency_in_any_case_is_sent_in_capitals_and_withdrawn_codes_are_refused() {
+    let config = TempDir::new("config");
+    let env = [
+        ("SPOOR_ENDPOINT", "http://127.0.0.1:9"),
+        ("SPOOR_WRITE_KEY", "k"),
+    ];
+    let run = run_spoor(
+        config.path(),
+        &env,
+        &[
+            "--json",
+            "track",
+            "--user-id",
+            "u",
+            "--event",
+            "Order Completed",
+            "--revenue",
+            "19.99",
+            "--currency",
+            "eur",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["sent"]["properties"]["currency"], "EUR");
+    let run = run_spoor(
+        config.path(),
+        &env,
+        &[
+            "track",
+            "--user-id",
+            "u",
+            "--event",
+            "E",
+            "--currency",
+            "hrk",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--currency") && run.stderr.contains("use EUR"),
+        "{}",
+        run.stderr
+    );
+}

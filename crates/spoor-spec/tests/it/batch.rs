@@ -68,6 +68,16 @@ fn bad_items_fail_in_place() {
         results[2].as_ref().err().map(ParseError::code),
         Some("unknown_type")
     );
+    // The value is quoted once, as JSON.
+    let message = results[2]
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("type: \"") && !message.contains("\\\""),
+        "{message}"
+    );
     assert!(results[3].is_ok());
 }
 
