@@ -3,15 +3,18 @@
 
 use crate::connector_util::{TempDir, run_spoor, run_spoor_stdin};
 
+/// A connection to nowhere (port 9, discard): enough for commands that never send.
+const NO_COLLECTOR: [(&str, &str); 2] = [
+    ("SPOOR_ENDPOINT", "http://127.0.0.1:9"),
+    ("SPOOR_WRITE_KEY", "k"),
+];
+
 #[test]
 fn connector_batch_exits_3_when_nothing_can_be_delivered() {
     let config = TempDir::new("config");
     let run = run_spoor_stdin(
         config.path(),
-        &[
-            ("SPOOR_ENDPOINT", "http://127.0.0.1:9"),
-            ("SPOOR_WRITE_KEY", "k"),
-        ],
+        &NO_COLLECTOR,
         &["--json", "batch", "-", "--max-retries", "0"],
         Some("{\"type\":\"track\",\"userId\":\"u\",\"event\":\"x\"}\n"),
     );
@@ -24,10 +27,7 @@ fn connector_batch_exits_3_when_nothing_can_be_delivered() {
 #[test]
 fn connector_bad_input_exits_2_naming_the_flag_and_the_rule() {
     let config = TempDir::new("config");
-    let env = [
-        ("SPOOR_ENDPOINT", "http://127.0.0.1:9"),
-        ("SPOOR_WRITE_KEY", "k"),
-    ];
+    let env = NO_COLLECTOR;
     let cases: &[(&[&str], &[&str])] = &[
         (
             &["identify", "--email", "a@b.c"],
@@ -227,10 +227,7 @@ fn connector_help_texts_teach_with_examples() {
 #[test]
 fn connector_currency_in_any_case_is_sent_in_capitals_and_withdrawn_codes_are_refused() {
     let config = TempDir::new("config");
-    let env = [
-        ("SPOOR_ENDPOINT", "http://127.0.0.1:9"),
-        ("SPOOR_WRITE_KEY", "k"),
-    ];
+    let env = NO_COLLECTOR;
     let run = run_spoor(
         config.path(),
         &env,
