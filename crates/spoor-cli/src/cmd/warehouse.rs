@@ -606,7 +606,7 @@ pub async fn start_loader(
     };
     let store = location.open_for_writing().await?;
     // The default batch (2,000 messages): with the pipeline two batches and their plans are in
-    // memory at once, and `spoor serve` stays under its memory goal with them.
+    // memory at once, so smaller batches keep `spoor serve`'s memory lower.
     let options = LoaderOptions {
         allow_user_merge,
         ..LoaderOptions::default()
@@ -620,11 +620,21 @@ pub async fn start_loader(
         let mut interval = tokio::time::interval(POLL_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let stopping = tokio::select! {
-                _ = interval.tick() => false,
-                _ = stopped.changed() => true,
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopped.changed() => break,
+            }
+            // A stop ends a catch-up between two awaits: the warehouse transaction being
+            // written commits or rolls back as a whole (SQLite's runs on a blocking thread
+            // that the runtime lets finish; PostgreSQL's is rolled back with its connection),
+            // and the checkpoint moves only with a committed batch, so the next start
+            // resumes exactly where this one stopped. Waiting for the whole backlog instead
+            // made a shutdown after a saturating load take tens of seconds.
+            let result = tokio::select! {
+                result = loader.catch_up(&log) => result,
+                _ = stopped.changed() => break,
             };
-            match loader.catch_up(&log).await {
+            match result {
                 Ok(stats) if stats.loaded + stats.duplicates + stats.invalid > 0 => {
                     tracing::debug!(
                         loaded = stats.loaded,
@@ -635,11 +645,11 @@ pub async fn start_loader(
                 Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "warehouse: loading failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stopped.changed() => break,
+                    }
                 }
-            }
-            if stopping {
-                break;
             }
         }
     });
@@ -647,7 +657,8 @@ pub async fn start_loader(
 }
 
 impl LoaderTask {
-    /// Loads what is left in the log, then stops.
+    /// Stops the loader: the batch being written commits or rolls back, and what is left in
+    /// the log is loaded at the next start (the loader resumes from its checkpoint).
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(err) = self.task.await {
