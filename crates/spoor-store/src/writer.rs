@@ -459,6 +459,11 @@ fn stored_hash(hash: u64) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// The inverse of [`stored_hash`].
+fn loaded_hash(stored: i64) -> u64 {
+    u64::from_ne_bytes(stored.to_ne_bytes())
+}
+
 /// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`,
 /// and the Bloom filter of the keys that were.
 struct Dedupe {
@@ -528,7 +533,7 @@ impl Dedupe {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let hash: i64 = row.get(0)?;
-                self.bloom.insert(u64::from_ne_bytes(hash.to_ne_bytes()));
+                self.bloom.insert(loaded_hash(hash));
             }
         }
         let last_seq: i64 =
@@ -685,8 +690,7 @@ impl Dedupe {
             return;
         };
         for frozen in &flushing.entries[flushing.next..end] {
-            self.bloom
-                .insert(u64::from_ne_bytes(frozen.hash.to_ne_bytes()));
+            self.bloom.insert(loaded_hash(frozen.hash));
         }
         flushing.next = end;
         if end >= flushing.entries.len() {
