@@ -72,7 +72,8 @@ INSERT OR IGNORE INTO dedupe_meta (id, last_seq) SELECT 1, coalesce(max(seq), 0)
 ";
 
 /// Opens `DIR/events.db` for writing (creating it 0600, and `DIR` 0700, when missing),
-/// configured for the writer: WAL, `synchronous=FULL`, schema migrated.
+/// configured for the writer: WAL, `synchronous=FULL` (the writer lowers it to `NORMAL` and
+/// syncs the WAL itself before acknowledging, see [`crate::writer`]), schema migrated.
 pub(crate) fn open_for_writing(dir: &Path) -> Result<Connection, StoreError> {
     files::ensure_data_dir(dir)?;
     let path = files::ensure_private_file(&dir.join(EVENTS_DB))?;
