@@ -113,6 +113,11 @@ pub const CHECKPOINT_BUSY_EVERY: Duration = Duration::from_millis(10);
 /// the checkpoint's writeback) where 32 MiB keeps them under 0.2 s.
 pub const WRITER_AUTOCHECKPOINT_BYTES: i64 = 32 << 20;
 
+/// The writer's page cache, in KiB: it appends to `messages` (the right edge of one B-tree)
+/// and writes sorted chunks of `dedupe`, so a small cache serves it as well as a large one,
+/// and its pages are resident for the life of the server.
+const WRITER_CACHE_KIB: i64 = 4_096;
+
 /// One accepted, normalized message, ready to store.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
@@ -331,6 +336,7 @@ impl SqliteLog {
         let conn = events::open_for_writing(dir)?;
         // The syncer makes each commit durable before it is acknowledged (module docs).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
         conn.pragma_update(
             None,
@@ -347,6 +353,8 @@ impl SqliteLog {
         };
         dedupe.recover(&conn, window_ms)?;
         let checkpointer = events::open_for_writing(dir)?;
+        // A checkpoint copies frames from the WAL to the file without the page cache.
+        checkpointer.pragma_update(None, "cache_size", -256)?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
