@@ -18,6 +18,10 @@ use spoor_warehouse::reports::{ReportName, ReportParams, run_report};
 use spoor_warehouse::sqlite::SqliteStore;
 use spoor_warehouse::{AnyStore, Loader, LoaderOptions, Store};
 
+/// The allocator of the `spoor` binary, so the loader is measured as `spoor serve` runs it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: [&str; 20] = [
     "Order Completed",
     "Product Viewed",
@@ -57,8 +61,27 @@ impl Rng {
     }
 }
 
-fn generate(count: usize) -> Vec<LogEntry> {
+/// Generates the log. Message ids are `m-00000001`, ... (in log order, so the `id` indexes
+/// grow at their end), or with `uuid_ids` random-looking UUIDs as real senders make them
+/// (from a second generator, so the messages are otherwise the same).
+fn generate(count: usize, uuid_ids: bool) -> Vec<LogEntry> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut ids = Rng(0xD1B5_4A32_D192_ED03);
+    let mut message_id = |i: usize| {
+        if uuid_ids {
+            let (a, b) = (ids.next(), ids.next());
+            format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xfff,
+                (b >> 48) & 0xfff,
+                b & 0xffff_ffff_ffff
+            )
+        } else {
+            format!("m-{i:08}")
+        }
+    };
     let users = (count / 20).max(10) as u64;
     let start_ms: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z
     let span_ms: i64 = 90 * 86_400_000; // 90 days
@@ -73,6 +96,7 @@ fn generate(count: usize) -> Vec<LogEntry> {
             left = 5 + rng.below(11);
             session_start = start_ms + (i as i64) * span_ms / count as i64;
         }
+        let mid = message_id(i);
         let t = session_start + (15 - left as i64) * 30_000;
         left -= 1;
         let ts = spoor_spec::Timestamp::from_unix_millis(t).to_string();
@@ -82,7 +106,7 @@ fn generate(count: usize) -> Vec<LogEntry> {
             format!(r#""anonymousId":"anon-{user}""#)
         };
         let common = format!(
-            r#""messageId":"m-{i:08}",{ids},"timestamp":"{ts}","sentAt":"{ts}","receivedAt":"{ts}","context":{{"library":{{"name":"analytics.js","version":"2.11.1"}},"ip":"203.0.113.{}","userAgent":"Mozilla/5.0"}}"#,
+            r#""messageId":"{mid}",{ids},"timestamp":"{ts}","sentAt":"{ts}","receivedAt":"{ts}","context":{{"library":{{"name":"analytics.js","version":"2.11.1"}},"ip":"203.0.113.{}","userAgent":"Mozilla/5.0"}}"#,
             user % 250
         );
         let roll = rng.below(100);
@@ -118,7 +142,7 @@ fn generate(count: usize) -> Vec<LogEntry> {
             )
         } else if roll < 98 {
             format!(
-                r#"{{"type":"identify","userId":"user-{user}","anonymousId":"anon-{user}","traits":{{"email":"u{user}@example.com","plan":"p{}","logins":{},"address":{{"city":"c{}"}}}},"messageId":"m-{i:08}","timestamp":"{ts}","receivedAt":"{ts}"}}"#,
+                r#"{{"type":"identify","userId":"user-{user}","anonymousId":"anon-{user}","traits":{{"email":"u{user}@example.com","plan":"p{}","logins":{},"address":{{"city":"c{}"}}}},"messageId":"{mid}","timestamp":"{ts}","receivedAt":"{ts}"}}"#,
                 rng.below(4),
                 rng.below(1000),
                 rng.below(50)
@@ -131,7 +155,7 @@ fn generate(count: usize) -> Vec<LogEntry> {
             )
         } else {
             format!(
-                r#"{{"type":"alias","previousId":"anon-{user}","userId":"user-{user}","messageId":"m-{i:08}","timestamp":"{ts}","receivedAt":"{ts}"}}"#
+                r#"{{"type":"alias","previousId":"anon-{user}","userId":"user-{user}","messageId":"{mid}","timestamp":"{ts}","receivedAt":"{ts}"}}"#
             )
         };
         out.push(LogEntry {
@@ -167,10 +191,12 @@ async fn bench(
     label: &str,
     store: AnyStore,
     log: &Arc<MemoryLog>,
+    options: &LoaderOptions,
     runs: usize,
     dump: Option<&std::path::Path>,
+    db: Option<&std::path::Path>,
 ) {
-    let mut loader = Loader::open(store, LoaderOptions::default())
+    let mut loader = Loader::open(store, options.clone())
         .await
         .expect("open warehouse");
     let started = Instant::now();
@@ -187,6 +213,16 @@ async fn bench(
         cpu,
         stats.loaded as f64 / cpu.max(0.001),
     );
+    if let Some(db) = db {
+        let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        println!(
+            "{label}: warehouse.db {:.0} MiB, its WAL {:.0} MiB",
+            size(db.to_path_buf()) as f64 / 1048576.0,
+            size(wal.into()) as f64 / 1048576.0,
+        );
+    }
     let store = loader.store();
     if let Some(path) = dump {
         // Every table in canonical text, to compare two builds of the loader.
@@ -236,6 +272,8 @@ async fn main() {
     let mut skip_sqlite = false;
     let mut keep = false;
     let mut dump: Option<std::path::PathBuf> = None;
+    let mut options = LoaderOptions::default();
+    let mut uuid_ids = false;
     let mut dir =
         std::env::temp_dir().join(format!("spoor-warehouse-bench-{}", std::process::id()));
     let mut args = std::env::args().skip(1);
@@ -248,17 +286,21 @@ async fn main() {
             "--skip-sqlite" => skip_sqlite = true,
             "--keep" => keep = true,
             "--dump" => dump = args.next().map(Into::into),
+            "--batch" => {
+                options.batch_size = args.next().and_then(|v| v.parse().ok()).unwrap_or(2000);
+            }
+            "--uuid-ids" => uuid_ids = true,
             other => {
                 eprintln!(
                     "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR \
-                     --dump FILE"
+                     --dump FILE --batch N --uuid-ids"
                 );
                 std::process::exit(2);
             }
         }
     }
     let t = Instant::now();
-    let log = Arc::new(MemoryLog::new(generate(messages)));
+    let log = Arc::new(MemoryLog::new(generate(messages, uuid_ids)));
     println!(
         "generated {messages} messages in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -268,7 +310,8 @@ async fn main() {
     let _ = std::fs::remove_file(&path);
     if !skip_sqlite {
         let store = AnyStore::Sqlite(SqliteStore::open(&path).expect("sqlite"));
-        bench("sqlite", store, &log, runs, dump.as_deref()).await;
+        let db = Some(path.as_path());
+        bench("sqlite", store, &log, &options, runs, dump.as_deref(), db).await;
     }
     if let Some(url) = postgres {
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -276,7 +319,16 @@ async fn main() {
         let mut store = AnyStore::open(&url).await.expect("postgres");
         store.reset().await.expect("reset");
         let dump = dump.map(|p| p.with_extension("postgres.txt"));
-        bench("postgres", store, &log, runs, dump.as_deref()).await;
+        bench(
+            "postgres",
+            store,
+            &log,
+            &options,
+            runs,
+            dump.as_deref(),
+            None,
+        )
+        .await;
         if keep {
             println!("kept the PostgreSQL warehouse: {url}");
         } else if let Ok(pg) = spoor_warehouse::postgres::PgStore::connect(&url).await {

@@ -161,9 +161,15 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // A checkpoint copies every page written since the last one back into the database
+        // file, once however often it was rewritten. With SQLite's default (every 1,000
+        // pages, so after every commit of the loader) a hot index page is copied once per
+        // commit; every 100,000 pages (400 MiB of WAL at most, truncated back to 64 MiB after
+        // a checkpoint) it is copied once for many commits.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = 100000; PRAGMA journal_size_limit = 67108864;",
         )?;
         register_functions(&conn)?;
         Ok(SqliteStore {
