@@ -182,6 +182,24 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
+/// This process's read and write calls and bytes so far (`/proc/self/io`): unlike time, the
+/// same on a busy machine, so page cache and WAL settings can be compared exactly.
+fn io_counts() -> [u64; 4] {
+    let text = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    [
+        field("syscr:"),
+        field("rchar:"),
+        field("syscw:"),
+        field("wchar:"),
+    ]
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -201,9 +219,11 @@ async fn bench(
         .expect("open warehouse");
     let started = Instant::now();
     let cpu = cpu_seconds();
+    let io = io_counts();
     let stats = loader.catch_up(log).await.expect("load");
     let elapsed = started.elapsed();
     let cpu = cpu_seconds() - cpu;
+    let io: Vec<u64> = io_counts().iter().zip(io).map(|(b, a)| b - a).collect();
     println!(
         "{label}: loaded {} messages in {:.2} s: {:.0} msg/s wall; loader process CPU {:.1} s: \
          {:.0} msg per CPU-second",
@@ -212,6 +232,13 @@ async fn bench(
         stats.loaded as f64 / elapsed.as_secs_f64(),
         cpu,
         stats.loaded as f64 / cpu.max(0.001),
+    );
+    println!(
+        "{label}: loader IO: {} reads, {:.0} MiB read; {} writes, {:.0} MiB written",
+        io[0],
+        io[1] as f64 / 1048576.0,
+        io[2],
+        io[3] as f64 / 1048576.0,
     );
     if let Some(db) = db {
         let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());

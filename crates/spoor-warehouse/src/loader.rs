@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use spoor_store::{LogEntry, LogSource};
@@ -28,8 +29,13 @@ use crate::value::ColType;
 /// Loader settings.
 #[derive(Clone, Debug)]
 pub struct LoaderOptions {
-    /// Messages per transaction.
+    /// Messages per batch: read, planned and held in memory together (two batches at once in
+    /// [`Loader::catch_up`]'s pipeline), and one transaction when the loader is caught up.
     pub batch_size: usize,
+    /// Messages per transaction at most while [`Loader::catch_up`] is behind the log (its
+    /// batches then share transactions); not above `batch_size` means one batch per
+    /// transaction.
+    pub max_transaction: usize,
     /// Whether a merge joining two different known user ids is made (it is always recorded).
     pub allow_user_merge: bool,
 }
@@ -38,6 +44,7 @@ impl Default for LoaderOptions {
     fn default() -> LoaderOptions {
         LoaderOptions {
             batch_size: 2000,
+            max_transaction: 20_000,
             allow_user_merge: false,
         }
     }
@@ -80,10 +87,48 @@ struct Caches {
 
 /// A batch planned and waiting to be applied.
 struct PlannedBatch {
+    /// The read filled the batch: the loader is behind.
+    full: bool,
     entries: Vec<LogEntry>,
     plan: Plan,
     stats: LoadStats,
     last_seq: i64,
+}
+
+/// A transaction that [`Loader::catch_up`] keeps open across batches.
+struct OpenTransaction {
+    /// Messages read into it.
+    messages: usize,
+    /// When its first batch was written.
+    since: Instant,
+    /// The checkpoint its last batch wrote.
+    last_seq: i64,
+    /// What each of its batches did (with the checkpoint after it), counted when it commits.
+    stats: Vec<(i64, LoadStats)>,
+}
+
+/// How long [`Loader::catch_up`] keeps a transaction open at most, so that a loader behind
+/// the log still makes messages queryable within a second or two.
+pub const MAX_TRANSACTION_AGE: Duration = Duration::from_millis(1000);
+
+/// Reads the log on a blocking thread.
+async fn read_log<L>(
+    log: &Arc<L>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<LogEntry>, WarehouseError>
+where
+    L: LogSource + 'static,
+{
+    let reader = Arc::clone(log);
+    tokio::task::spawn_blocking(move || reader.read_after(after, limit))
+        .await
+        .map_err(|err| WarehouseError::Task {
+            reason: err.to_string(),
+        })?
+        .map_err(|err| WarehouseError::Log {
+            reason: err.to_string(),
+        })
 }
 
 /// Loads the log into one warehouse.
@@ -262,13 +307,22 @@ impl<S: Store> Loader<S> {
     /// Loads everything in `log` after the checkpoint, batch by batch, as a pipeline: batch
     /// N+1 is read and planned on a blocking thread while batch N is written.
     ///
-    /// A pipelined batch is planned before the previous one is committed, so it cannot ask
+    /// While the loader is behind (each read fills its batch), consecutive batches share one
+    /// transaction ([`Plan::keep_open`]), up to [`LoaderOptions::max_transaction`] messages
+    /// or [`MAX_TRANSACTION_AGE`]: a large transaction writes each index page it touches once
+    /// for many messages, while the batches, which are what the loader holds in memory, stay
+    /// small. A batch that does not fill up (the loader has caught up) commits at once. Every
+    /// batch writes the checkpoint after it, so a transaction commits its rows together with
+    /// the checkpoint after its last batch.
+    ///
+    /// A pipelined batch is planned before the previous one is written, so it cannot ask
     /// the database which of its messages are loaded. It is planned as if none were (the
     /// usual case: the log after the checkpoint holds new messages, and the collector drops
     /// repeated `messageId`s), and its plan lists its ids as [`Plan::fresh`]: the backend
-    /// checks them in the transaction and refuses the plan when one is loaded. The loader
-    /// then reloads its caches (the next batch's planning is dropped) and loads that batch
-    /// again with [`Loader::load`], which skips what is loaded.
+    /// checks them in the transaction and refuses the plan when one is loaded, rolling the
+    /// transaction back. The loader then reloads its caches (the next batch's planning is
+    /// dropped) and loads the log again from the committed checkpoint to the end of that
+    /// batch with [`Loader::load`], which skips what is loaded.
     pub async fn catch_up<L>(&mut self, log: &Arc<L>) -> Result<LoadStats, WarehouseError>
     where
         L: LogSource + 'static,
@@ -279,8 +333,12 @@ impl<S: Store> Loader<S> {
         let mut after = self.checkpoint;
         let mut more = true;
         let mut pending: Option<PlannedBatch> = None;
+        let mut open: Option<OpenTransaction> = None;
         loop {
             if pending.is_none() && !more {
+                if let Some(done) = open.take() {
+                    self.commit_open(done, &mut total).await?;
+                }
                 return Ok(total);
             }
             // Read and plan the next batch on a blocking thread, with the caches moved there.
@@ -293,6 +351,7 @@ impl<S: Store> Loader<S> {
                             let (plan, stats) =
                                 plan_batch(dialect, &mut caches, &entries, last_seq, None);
                             PlannedBatch {
+                                full: entries.len() >= limit,
                                 entries,
                                 plan,
                                 stats,
@@ -306,16 +365,21 @@ impl<S: Store> Loader<S> {
                     (caches, planned)
                 })
             });
-            // Meanwhile, write the batch planned before.
+            // Meanwhile, write the batch planned before: into the open transaction, kept open
+            // while the loader is behind.
             let applied = match pending.take() {
-                Some(batch) => {
-                    let PlannedBatch {
-                        entries,
-                        plan,
-                        stats,
-                        last_seq,
-                    } = batch;
-                    Some((self.store.apply(plan).await, entries, stats, last_seq))
+                Some(mut batch) => {
+                    let (messages, since) = open
+                        .as_ref()
+                        .map_or((0, Instant::now()), |o| (o.messages, o.since));
+                    let messages = messages + batch.entries.len();
+                    batch.plan.keep_open = batch.full
+                        && messages < self.options.max_transaction
+                        && since.elapsed() < MAX_TRANSACTION_AGE;
+                    let keep_open = batch.plan.keep_open;
+                    let plan = std::mem::take(&mut batch.plan);
+                    let result = self.store.apply(plan).await;
+                    Some((result, batch, messages, since, keep_open))
                 }
                 None => None,
             };
@@ -331,18 +395,42 @@ impl<S: Store> Loader<S> {
                 },
                 None => None,
             };
-            if let Some((result, entries, stats, last_seq)) = applied {
+            if let Some((result, batch, messages, since, keep_open)) = applied {
                 match result {
                     Ok(()) => {
-                        self.checkpoint = last_seq;
-                        total.add(stats);
+                        let mut stats = open.take().map(|o| o.stats).unwrap_or_default();
+                        stats.push((batch.last_seq, batch.stats));
+                        if keep_open {
+                            open = Some(OpenTransaction {
+                                messages,
+                                since,
+                                last_seq: batch.last_seq,
+                                stats,
+                            });
+                        } else {
+                            self.checkpoint = batch.last_seq;
+                            stats.iter().for_each(|(_, s)| total.add(*s));
+                        }
                     }
                     Err(WarehouseError::AlreadyLoaded { .. }) => {
                         // Some message of the batch is loaded already (the log holds it
-                        // twice): load the batch again the careful way. The reload drops
-                        // what the next batch's planning did to the caches.
+                        // twice), and the transaction rolled back, with the batches before
+                        // this one that shared it. Load them again the careful way. The
+                        // reload drops what the next batch's planning did to the caches.
+                        let rolled_back = open.take().map(|o| o.stats).unwrap_or_default();
                         self.reload().await?;
-                        total.add(self.load(&entries).await?);
+                        // A backend that commits every plan kept some of them.
+                        rolled_back
+                            .iter()
+                            .filter(|(seq, _)| *seq <= self.checkpoint)
+                            .for_each(|(_, s)| total.add(*s));
+                        while self.checkpoint < batch.last_seq {
+                            let entries = read_log(log, self.checkpoint, limit).await?;
+                            if entries.is_empty() {
+                                break;
+                            }
+                            total.add(self.load(&entries).await?);
+                        }
                         after = self.checkpoint;
                         more = true;
                         continue;
@@ -358,11 +446,15 @@ impl<S: Store> Loader<S> {
                 Some(Ok(None)) => more = false,
                 Some(Ok(Some(batch))) => {
                     after = batch.last_seq;
-                    more = batch.entries.len() >= limit;
+                    more = batch.full;
                     pending = Some(batch);
                 }
                 Some(Err(err)) => {
                     // A failed read changed nothing; a lost planning task took the caches.
+                    // What is written is consistent: commit it.
+                    if let Some(done) = open.take() {
+                        self.commit_open(done, &mut total).await?;
+                    }
                     if matches!(err, WarehouseError::Task { .. }) {
                         self.reload_after_error().await;
                     }
@@ -370,6 +462,21 @@ impl<S: Store> Loader<S> {
                 }
             }
         }
+    }
+
+    /// Commits the transaction batches kept open.
+    async fn commit_open(
+        &mut self,
+        done: OpenTransaction,
+        total: &mut LoadStats,
+    ) -> Result<(), WarehouseError> {
+        if let Err(err) = self.store.commit().await {
+            self.reload_after_error().await;
+            return Err(err);
+        }
+        self.checkpoint = done.last_seq;
+        done.stats.iter().for_each(|(_, s)| total.add(*s));
+        Ok(())
     }
 
     /// Drops every warehouse table and creates the empty ones again (checkpoint 0).

@@ -5,7 +5,8 @@
 //! fails with [`crate::WarehouseError::AlreadyLoaded`], changing nothing, when one is); `ddl`; `inserts` (plain inserts: the loader has already
 //! removed messages whose id is loaded); `rollups` (`event_days` counts added, `profile_days`
 //! rows kept once); `upserts` (`users` and `accounts`: a column that is
-//! NULL in the new row keeps its old value); `identity` operations in order; the checkpoint.
+//! NULL in the new row keeps its old value); `identity` operations in order; the checkpoint;
+//! then it commits, unless the plan asks to keep the transaction open ([`Plan::keep_open`]).
 
 use std::collections::HashMap;
 
@@ -148,6 +149,11 @@ pub struct Plan {
     /// Message ids planned as new without asking the database, per message table: applying
     /// fails with [`crate::WarehouseError::AlreadyLoaded`] when one of them is loaded.
     pub fresh: Vec<(String, Vec<String>)>,
+    /// Leave the transaction open for the next plan instead of committing (the loader's
+    /// catch-up, to write each index page once for many batches); the next plan, or
+    /// [`crate::Store::commit`], commits it. A backend may commit anyway (PostgreSQL does:
+    /// its transactions do not gain from it), so the checkpoint it writes must be valid.
+    pub keep_open: bool,
 }
 
 /// `INSERT INTO "t" ("a", "b")`.

@@ -917,6 +917,7 @@ impl<'a> Planner<'a> {
                 .collect(),
             checkpoint,
             fresh: Vec::new(),
+            keep_open: false,
         };
         (plan, self.planned)
     }

@@ -257,6 +257,11 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn commit(&mut self) -> Result<(), WarehouseError> {
+        // `apply` commits every plan.
+        Ok(())
+    }
+
     async fn reset(&mut self) -> Result<(), WarehouseError> {
         self.drop_schema().await?;
         self.session().await

@@ -143,6 +143,10 @@ fn create_private(path: &Path) -> Result<(), WarehouseError> {
         })
 }
 
+/// Prepared statements kept per connection (rusqlite keeps 16 by default, fewer than the
+/// loader's statements for a batch: one insert per table written).
+const STATEMENT_CACHE: usize = 256;
+
 /// A SQLite warehouse.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -171,6 +175,9 @@ impl SqliteStore {
              PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
              PRAGMA wal_autocheckpoint = 100000; PRAGMA journal_size_limit = 67108864;",
         )?;
+        // The loader's inserts, one statement per table and column list, are reused from
+        // batch to batch.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         register_functions(&conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -207,11 +214,7 @@ impl SqliteStore {
     }
 }
 
-fn insert_rows(
-    tx: &rusqlite::Transaction<'_>,
-    rows: &TableRows,
-    tail: &str,
-) -> Result<(), WarehouseError> {
+fn insert_rows(tx: &Connection, rows: &TableRows, tail: &str) -> Result<(), WarehouseError> {
     if rows.rows.is_empty() {
         return Ok(());
     }
@@ -221,15 +224,33 @@ fn insert_rows(
         insert_head(&rows.table, &rows.columns),
         marks.join(", ")
     );
-    let mut stmt = tx.prepare(&sql)?;
+    let mut stmt = tx.prepare_cached(&sql)?;
     for row in &rows.rows {
         stmt.execute(rusqlite::params_from_iter(row.iter()))?;
     }
     Ok(())
 }
 
+/// Applies a plan in the open transaction (begun here when there is none), then commits
+/// unless the plan keeps it open; on an error rolls the whole transaction back.
 fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
-    let tx = conn.transaction()?;
+    if conn.is_autocommit() {
+        conn.execute_batch("BEGIN")?;
+    }
+    let result = write_plan(conn, &plan).and_then(|()| {
+        if !plan.keep_open {
+            conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        // The error is what the caller needs; a failed rollback leaves nothing to undo.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+fn write_plan(tx: &Connection, plan: &Plan) -> Result<(), WarehouseError> {
     for (table, ids) in &plan.fresh {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT 1 FROM {} WHERE \"id\" = ?1",
@@ -248,17 +269,17 @@ fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
         tx.execute_batch(ddl)?;
     }
     for rows in &plan.inserts {
-        insert_rows(&tx, rows, "")?;
+        insert_rows(tx, rows, "")?;
     }
     for rows in &plan.upserts {
-        insert_rows(&tx, rows, &upsert_tail(&rows.table, &rows.columns))?;
+        insert_rows(tx, rows, &upsert_tail(&rows.table, &rows.columns))?;
     }
     for rows in &plan.rollups {
-        insert_rows(&tx, rows, rollup_tail(&rows.table))?;
+        insert_rows(tx, rows, rollup_tail(&rows.table))?;
     }
     for op in &plan.identity {
         match op {
-            IdentityOp::SetTraits(rows) => insert_rows(&tx, rows, TRAITS_TAIL)?,
+            IdentityOp::SetTraits(rows) => insert_rows(tx, rows, TRAITS_TAIL)?,
             IdentityOp::Repoint { from, to } => {
                 for sql in repoint_sql(&plan.profile_tables, from, to) {
                     tx.execute_batch(&sql)?;
@@ -267,7 +288,6 @@ fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
         }
     }
     tx.execute_batch(&checkpoint_sql(plan.checkpoint))?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -288,6 +308,16 @@ impl Store for SqliteStore {
 
     async fn apply(&mut self, plan: Plan) -> Result<(), WarehouseError> {
         self.with(move |conn| apply_plan(conn, plan)).await
+    }
+
+    async fn commit(&mut self) -> Result<(), WarehouseError> {
+        self.with(|conn| {
+            if !conn.is_autocommit() {
+                conn.execute_batch("COMMIT")?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn reset(&mut self) -> Result<(), WarehouseError> {

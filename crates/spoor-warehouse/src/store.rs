@@ -28,8 +28,13 @@ pub trait Store: Send {
     /// Runs one query and returns its rows as text.
     fn query(&mut self, sql: &str) -> impl Future<Output = Result<Rows, WarehouseError>> + Send;
 
-    /// Applies a plan in one transaction (see [`Plan`] for the order).
+    /// Applies a plan in one transaction (see [`Plan`] for the order), or as part of the
+    /// transaction a plan before it kept open ([`Plan::keep_open`]). On an error the whole
+    /// open transaction is rolled back.
     fn apply(&mut self, plan: Plan) -> impl Future<Output = Result<(), WarehouseError>> + Send;
+
+    /// Commits the transaction a plan kept open, if any.
+    fn commit(&mut self) -> impl Future<Output = Result<(), WarehouseError>> + Send;
 
     /// Drops every warehouse table (for a rebuild).
     fn reset(&mut self) -> impl Future<Output = Result<(), WarehouseError>> + Send;
@@ -85,6 +90,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.apply(plan).await,
             AnyStore::Postgres(s) => s.apply(plan).await,
+        }
+    }
+
+    async fn commit(&mut self) -> Result<(), WarehouseError> {
+        match self {
+            AnyStore::Sqlite(s) => s.commit().await,
+            AnyStore::Postgres(s) => s.commit().await,
         }
     }
 

@@ -542,6 +542,7 @@ pub async fn run_warehouse(command: WarehouseCommand, global: &Global) -> anyhow
     let options = LoaderOptions {
         batch_size: args.batch_size.max(1),
         allow_user_merge: args.allow_user_merge,
+        ..LoaderOptions::default()
     };
     let started = std::time::Instant::now();
     let mut loader = Loader::open(store, options).await?;

@@ -86,10 +86,19 @@ async fn batch_size_does_not_change_the_result() {
     let mut whole = load_fixture(sqlite_store(), LoaderOptions::default()).await;
     let options = LoaderOptions {
         batch_size: 1,
+        max_transaction: 1,
         ..LoaderOptions::default()
     };
     let mut one_by_one = load_fixture(sqlite_store(), options).await;
     assert_eq!(dump(whole.store()).await, dump(one_by_one.store()).await);
+    // Batches of one sharing transactions of up to four.
+    let options = LoaderOptions {
+        batch_size: 1,
+        max_transaction: 4,
+        ..LoaderOptions::default()
+    };
+    let mut shared = load_fixture(sqlite_store(), options).await;
+    assert_eq!(dump(whole.store()).await, dump(shared.store()).await);
 }
 
 async fn exact_revenue(store: AnyStore) {
@@ -207,8 +216,10 @@ async fn postgres_allowed_user_merge_joins_the_profiles() {
 
 /// The log holds every message twice (a replay appended to it). Pipelined batches are
 /// planned before the previous one commits, as if all their messages were new; a batch that
-/// meets loaded messages is refused by the backend and loaded again skipping them.
-async fn replayed_log(store: AnyStore) {
+/// meets loaded messages is refused by the backend and loaded again skipping them. With
+/// `max_transaction` above the batch size, batches share transactions, and a refused batch
+/// rolls back the batches before it in its transaction too.
+async fn replayed_log(store: AnyStore, max_transaction: usize) {
     let first = fixture_log().entries().to_vec();
     let count = first.len() as u64;
     let mut entries = first.clone();
@@ -218,6 +229,7 @@ async fn replayed_log(store: AnyStore) {
     }));
     let options = LoaderOptions {
         batch_size: 3,
+        max_transaction,
         ..LoaderOptions::default()
     };
     let mut loader = Loader::open(store, options).await.expect("open");
@@ -239,11 +251,13 @@ async fn replayed_log(store: AnyStore) {
 
 #[tokio::test]
 async fn sqlite_replayed_log_loads_each_message_once() {
-    replayed_log(sqlite_store()).await;
+    replayed_log(sqlite_store(), 3).await;
+    replayed_log(sqlite_store(), 12).await;
 }
 
 #[tokio::test]
 async fn postgres_replayed_log_loads_each_message_once() {
     let Some(url) = postgres_url() else { return };
-    replayed_log(postgres_store(&url).await).await;
+    replayed_log(postgres_store(&url).await, 3).await;
+    replayed_log(postgres_store(&url).await, 12).await;
 }
