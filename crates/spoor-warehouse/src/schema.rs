@@ -276,11 +276,20 @@ fn index_ddl(table: &str, columns: &[&str]) -> String {
 }
 
 /// The DDL creating a warehouse table of `kind` with its fixed columns and indexes.
+///
+/// `id` is the primary key of message tables (which is what makes loading idempotent) and of
+/// `users`/`accounts`. An event table's `id` is not indexed: its rows are written only with
+/// their `tracks` row, whose `id` is unique, and an index on random message ids is one of the
+/// most expensive to keep up (every insert lands on a different page).
 pub fn table_ddl(dialect: Dialect, name: &str, kind: TableKind) -> Vec<String> {
     let cols: Vec<String> = fixed_columns(kind)
         .into_iter()
         .map(|(col, ty)| {
-            let pk = if col == "id" { " PRIMARY KEY" } else { "" };
+            let pk = if col == "id" && kind != TableKind::Event {
+                " PRIMARY KEY"
+            } else {
+                ""
+            };
             format!("{} {}{pk}", quote(col), dialect.sql_type(ty))
         })
         .collect();
