@@ -62,8 +62,9 @@
 //! `last_seq` is moved to the end of the log on open, so turning dedupe back on later does not
 //! replay the messages stored meanwhile (as before, they are not in the index).
 //!
-//! The writer prunes rows older than the window in steps of [`PRUNE_STEP`] rows, at most
-//! once a minute, so pruning never stalls a commit for long.
+//! The writer prunes rows older than the window a slice of the hash space at a time
+//! ([`PRUNE_SLICES`] slices, one per commit at most every 50 ms, a sweep every 10 minutes),
+//! so pruning never stalls a commit for long.
 //!
 //! WAL checkpoints (copying committed pages into the main file) run on a second thread with
 //! its own connection, every [`CHECKPOINT_BUSY_EVERY`] while commits arrive (every
@@ -94,9 +95,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// At most this many messages (and discards) go into one transaction.
 pub const MAX_GROUP_MESSAGES: usize = 20_000;
-/// Old dedupe rows deleted per transaction while pruning.
-pub const PRUNE_STEP: usize = 5_000;
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// The writer prunes dedupe rows older than the window one of this many slices of the hash
+/// space at a time (a slice of `dedupe`'s key range, since it is keyed by hash first).
+pub const PRUNE_SLICES: u64 = 1_024;
+/// The pause between two slices of a sweep.
+const PRUNE_PAUSE: Duration = Duration::from_millis(50);
+/// How often a sweep starts: expired rows may stay this long past the window (a lookup
+/// ignores them), which costs disk, not correctness.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Memtable entries after which the writer flushes them into `dedupe`.
 pub const DEDUPE_FLUSH_ENTRIES: usize = 50_000;
 /// The least number of dedupe entries a commit writes while a flush is in progress.
@@ -390,6 +396,7 @@ impl SqliteLog {
             shared: Arc::clone(&shared),
             window_ms,
             next_prune: Instant::now(),
+            prune_slice: 0,
             dedupe,
             pending: KeyMap::default(),
         };
@@ -555,6 +562,8 @@ struct Writer {
     shared: Arc<Shared>,
     window_ms: i64,
     next_prune: Instant,
+    /// The slice of the hash space the next pruning step sweeps.
+    prune_slice: u64,
     dedupe: Dedupe,
     /// The fresh dedupe entries of the group being written, merged into the memtable only
     /// once its commit succeeded.
@@ -652,6 +661,23 @@ fn stored_hash(hash: u64) -> i64 {
 /// The inverse of [`stored_hash`].
 fn loaded_hash(stored: i64) -> u64 {
     u64::from_ne_bytes(stored.to_ne_bytes())
+}
+
+/// Deletes the `dedupe` rows of slice `slice` (of [`PRUNE_SLICES`]) of the hash space that
+/// were received before `cutoff_ms`.
+fn prune_slice(conn: &Connection, slice: u64, cutoff_ms: i64) -> Result<usize, StoreError> {
+    let width = u64::MAX / PRUNE_SLICES + 1;
+    let start = slice.wrapping_mul(width);
+    // Each slice is contiguous as signed integers too: the sign boundary 2^63 is a multiple
+    // of the width.
+    let (low, high) = (
+        stored_hash(start),
+        stored_hash(start.wrapping_add(width - 1)),
+    );
+    Ok(conn.execute(
+        "DELETE FROM dedupe WHERE hash BETWEEN ?1 AND ?2 AND received_ms < ?3",
+        params![low.min(high), low.max(high), cutoff_ms],
+    )?)
 }
 
 /// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`,
@@ -1128,15 +1154,18 @@ impl Writer {
             }
         }
         if window_ms > 0 && Instant::now() >= self.next_prune {
+            // One of PRUNE_SLICES slices of the hash space per step (an index range scan of
+            // a bounded part of the table), a step every PRUNE_PAUSE, a sweep every
+            // PRUNE_EVERY.
             let cutoff = crate::files::now().unix_millis().saturating_sub(window_ms);
-            let deleted = tx.execute(
-                "DELETE FROM dedupe WHERE (hash, seq) IN \
-                 (SELECT hash, seq FROM dedupe WHERE received_ms < ?1 LIMIT ?2)",
-                params![cutoff, PRUNE_STEP as i64],
-            )?;
-            if deleted < PRUNE_STEP {
-                self.next_prune = Instant::now() + PRUNE_EVERY;
-            }
+            prune_slice(&tx, self.prune_slice, cutoff)?;
+            self.prune_slice = (self.prune_slice + 1) % PRUNE_SLICES;
+            self.next_prune = Instant::now()
+                + if self.prune_slice == 0 {
+                    PRUNE_EVERY
+                } else {
+                    PRUNE_PAUSE
+                };
         }
         // A chunk of the dedupe flush in progress rides along, twice the group's size so the
         // flush outpaces the memtable's growth; sorted keys keep its B-tree writes local.
@@ -1288,6 +1317,76 @@ mod tests {
             count(&dir, "SELECT count(*) FROM dedupe WHERE hash IS NOT NULL"),
             3
         );
+    }
+
+    #[tokio::test]
+    async fn a_schema_3_log_loses_its_received_index_and_keeps_its_ids() {
+        let dir = temp_dir("schema3");
+        let t0 = now_ms();
+        let log = open(&dir, DAY, 1);
+        log.append(request(t0, vec![message("s1", "a")]))
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        {
+            let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+            conn.execute_batch(
+                "CREATE INDEX dedupe_received ON dedupe(received_ms); PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let log = open(&dir, DAY, 1);
+        assert_eq!(count(&dir, "PRAGMA user_version"), events::SCHEMA_VERSION);
+        assert_eq!(
+            count(
+                &dir,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'dedupe_received'"
+            ),
+            0
+        );
+        let again = log
+            .append(request(t0 + 1, vec![message("s1", "a")]))
+            .await
+            .unwrap();
+        assert_eq!(again.duplicates, 1);
+        log.close().await.unwrap();
+    }
+
+    #[test]
+    fn a_sweep_of_every_slice_prunes_exactly_the_expired_rows() {
+        let dir = temp_dir("prune");
+        let conn = events::open_for_writing(&dir).unwrap();
+        let mut expect_kept = 0;
+        for i in 0..5_000_i64 {
+            let hash = stored_hash(key_hash("s1", &format!("id-{i}")));
+            let received_ms = if i % 3 == 0 { 1_000 } else { 9_000 };
+            expect_kept += i64::from(received_ms >= 5_000);
+            conn.execute(
+                "INSERT INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, ?3)",
+                params![hash, i, received_ms],
+            )
+            .unwrap();
+        }
+        // The extremes of the key space too.
+        for (hash, seq) in [
+            (i64::MIN, 10_000),
+            (i64::MAX, 10_001),
+            (-1, 10_002),
+            (0, 10_003),
+        ] {
+            conn.execute(
+                "INSERT INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, 1)",
+                params![hash, seq],
+            )
+            .unwrap();
+        }
+        let mut deleted = 0;
+        for slice in 0..PRUNE_SLICES {
+            deleted += prune_slice(&conn, slice, 5_000).unwrap();
+        }
+        assert_eq!(deleted as i64, 5_000 - expect_kept + 4);
+        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), expect_kept);
+        assert_eq!(count(&dir, "SELECT min(received_ms) FROM dedupe"), 9_000);
     }
 
     #[test]
