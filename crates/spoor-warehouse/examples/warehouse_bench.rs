@@ -316,11 +316,14 @@ async fn main() {
             "--batch" => {
                 options.batch_size = args.next().and_then(|v| v.parse().ok()).unwrap_or(2000);
             }
+            "--max-transaction" => {
+                options.max_transaction = args.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            }
             "--uuid-ids" => uuid_ids = true,
             other => {
                 eprintln!(
                     "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR \
-                     --dump FILE --batch N --uuid-ids"
+                     --dump FILE --batch N --max-transaction N --uuid-ids"
                 );
                 std::process::exit(2);
             }

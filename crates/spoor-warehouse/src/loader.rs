@@ -44,7 +44,7 @@ impl Default for LoaderOptions {
     fn default() -> LoaderOptions {
         LoaderOptions {
             batch_size: 2000,
-            max_transaction: 20_000,
+            max_transaction: 50_000,
             allow_user_merge: false,
         }
     }
