@@ -104,7 +104,7 @@ const PRUNE_PAUSE: Duration = Duration::from_millis(50);
 /// ignores them), which costs disk, not correctness.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Memtable entries after which the writer flushes them into `dedupe`.
-pub const DEDUPE_FLUSH_ENTRIES: usize = 50_000;
+pub const DEDUPE_FLUSH_ENTRIES: usize = 25_000;
 /// The least number of dedupe entries a commit writes while a flush is in progress.
 pub const DEDUPE_FLUSH_CHUNK_MIN: usize = 1_000;
 /// Age of the oldest unflushed memtable entry after which the writer flushes anyway.
