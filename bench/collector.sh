@@ -127,7 +127,7 @@ for run in $(seq 1 "$RUNS"); do
         done
         # Latency at a given throughput: open loop at RATE_FRACTION of this run's null rate
         # and at each of FIXED_RATES messages/s, where a closed loop's latency would only be
-        # 64 connections x 100 messages / throughput (Little's law).
+        # CONNECTIONS x 100 messages / throughput (Little's law).
         rate=""
         if [[ " $STORES " == *" null "* ]]; then
             rate="$(python3 -c 'import json,sys
@@ -147,7 +147,7 @@ print(round(r[-1]["messages_per_s"]*float(sys.argv[4])))' "$OUT/results.jsonl" "
     done
 done
 
-python3 - "$OUT/results.jsonl" <<'PY'
+python3 - "$OUT/results.jsonl" "$CONNECTIONS" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 def med(store, mode, key):
@@ -180,7 +180,7 @@ for store in [s for s in stores if s != "null" and "null" in stores]:
         ratio = med(store, mode, "messages_per_s") / max(med("null", mode, "messages_per_s"), 1)
         print(f"{store}/null {mode}: {ratio:.2f} (goal >= {goal})")
     print(f"{store} batch p99, closed loop: {med(store, 'batch', ('latency_ms', 'p99')):.1f} ms "
-          f"(Little's law floor {64 * 100 * 1000 / med(store, 'batch', 'messages_per_s'):.0f} ms mean)")
+          f"(Little's law floor {int(sys.argv[2]) * 100 * 1000 / med(store, 'batch', 'messages_per_s'):.0f} ms mean)")
     for mode in [m for m in modes if "-at-" in m]:
         if any(r["store"] == store and r["mode"] == mode for r in rows):
             print(f"{store} batch p99 at {med(store, mode, 'offered_rate'):,.0f} messages/s "
