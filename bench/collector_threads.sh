@@ -17,7 +17,7 @@ log="$data.log"
 "$SPOOR" serve --json --data "$data" --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$data" "$log" "$data.out"' EXIT
-for _ in $(seq 1 100); do grep -q '"listening"' "$log" && break; sleep 0.05; done
+for _ in $(seq 1 100); do grep -qs '"listening"' "$log" && break; sleep 0.05; done
 port="$(grep -o '"listening":"127\.0\.0\.1:[0-9]*"' "$log" | grep -o '[0-9]*"$' | tr -d '"')"
 key="$(grep -o '"writeKey":"[^"]*"' "$log" | head -n1 | cut -d'"' -f4)"
 rate_args=()
