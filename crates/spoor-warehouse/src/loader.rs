@@ -327,6 +327,19 @@ impl<S: Store> Loader<S> {
     where
         L: LogSource + 'static,
     {
+        self.catch_up_with_progress(log, |_| {}).await
+    }
+
+    /// [`Loader::catch_up`], calling `progress` with the checkpoint after every commit.
+    pub async fn catch_up_with_progress<L, P>(
+        &mut self,
+        log: &Arc<L>,
+        mut progress: P,
+    ) -> Result<LoadStats, WarehouseError>
+    where
+        L: LogSource + 'static,
+        P: FnMut(i64) + Send,
+    {
         let mut total = LoadStats::default();
         let limit = self.options.batch_size.max(1);
         let dialect = self.store.dialect();
@@ -338,6 +351,7 @@ impl<S: Store> Loader<S> {
             if pending.is_none() && !more {
                 if let Some(done) = open.take() {
                     self.commit_open(done, &mut total).await?;
+                    progress(self.checkpoint);
                 }
                 return Ok(total);
             }
@@ -410,6 +424,7 @@ impl<S: Store> Loader<S> {
                         } else {
                             self.checkpoint = batch.last_seq;
                             stats.iter().for_each(|(_, s)| total.add(*s));
+                            progress(self.checkpoint);
                         }
                     }
                     Err(WarehouseError::AlreadyLoaded { .. }) => {
@@ -430,6 +445,7 @@ impl<S: Store> Loader<S> {
                                 break;
                             }
                             total.add(self.load(&entries).await?);
+                            progress(self.checkpoint);
                         }
                         after = self.checkpoint;
                         more = true;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use spoor_store::{EventReader, LogSource, MetaStore};
+use spoor_store::{EventReader, MetaStore};
 use spoor_warehouse::profile::{find_profile, load_profile};
 use spoor_warehouse::reports::{ReportName, ReportParams, parse_bound, parse_window, rows_json};
 use spoor_warehouse::sqlite::SqliteStore;
@@ -273,7 +273,8 @@ pub struct LoadArgs {
     /// in identity_merges; refused by default).
     #[arg(long, env = "SPOOR_ALLOW_USER_MERGE")]
     pub allow_user_merge: bool,
-    /// Messages per transaction.
+    /// Messages per batch (read and planned together; while the warehouse is behind, batches
+    /// share transactions of up to 50,000 messages).
     #[arg(long, default_value_t = 5000, value_name = "N")]
     pub batch_size: usize,
 }
@@ -472,11 +473,10 @@ pub async fn run_report(args: ReportArgs, global: &Global) -> anyhow::Result<Exi
     Ok(exit::SUCCESS)
 }
 
-/// Loads the log into the loader batch by batch, with a progress bar on a terminal.
+/// Loads the log into the loader (its pipelined catch-up), with a progress bar on a terminal.
 async fn load_all(
     loader: &mut Loader<AnyStore>,
     log: Arc<EventReader>,
-    batch_size: usize,
 ) -> anyhow::Result<LoadStats> {
     let last = {
         let log = Arc::clone(&log);
@@ -494,26 +494,14 @@ async fn load_all(
     } else {
         None
     };
-    let mut total = LoadStats::default();
-    loop {
-        let after = loader.checkpoint();
-        let reader = Arc::clone(&log);
-        let entries =
-            tokio::task::spawn_blocking(move || reader.read_after(after, batch_size.max(1)))
-                .await??;
-        if entries.is_empty() {
-            break;
-        }
-        let stats = loader.load(&entries).await?;
-        total.loaded += stats.loaded;
-        total.duplicates += stats.duplicates;
-        total.invalid += stats.invalid;
-        total.conflicts += stats.conflicts;
-        total.user_merges += stats.user_merges;
-        if let Some(bar) = &bar {
-            bar.set_position(u64::try_from(loader.checkpoint()).unwrap_or(0));
-        }
-    }
+    let shown = bar.clone();
+    let total = loader
+        .catch_up_with_progress(&log, move |checkpoint| {
+            if let Some(bar) = &shown {
+                bar.set_position(u64::try_from(checkpoint).unwrap_or(0));
+            }
+        })
+        .await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -549,7 +537,7 @@ pub async fn run_warehouse(command: WarehouseCommand, global: &Global) -> anyhow
     if rebuild {
         loader.reset().await?;
     }
-    let stats = load_all(&mut loader, log, args.batch_size).await?;
+    let stats = load_all(&mut loader, log).await?;
     let seconds = started.elapsed().as_secs_f64();
     if global.json {
         output::print_json(&json!({
