@@ -275,7 +275,7 @@ pub struct LoadArgs {
     pub allow_user_merge: bool,
     /// Messages per batch (read and planned together; while the warehouse is behind, batches
     /// share transactions of up to 50,000 messages).
-    #[arg(long, default_value_t = 5000, value_name = "N")]
+    #[arg(long, default_value_t = 2000, value_name = "N")]
     pub batch_size: usize,
 }
 
