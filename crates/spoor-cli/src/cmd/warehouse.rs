@@ -613,11 +613,12 @@ pub async fn start_loader(
                 _ = interval.tick() => {}
                 _ = stopped.changed() => break,
             }
-            // A stop ends a catch-up between two awaits: the warehouse transaction being
-            // written commits or rolls back as a whole (SQLite's runs on a blocking thread
-            // that the runtime lets finish; PostgreSQL's is rolled back with its connection),
-            // and the checkpoint moves only with a committed batch, so the next start
-            // resumes exactly where this one stopped. Waiting for the whole backlog instead
+            // A stop ends a catch-up between two awaits: the batch being written is applied
+            // or rolled back as a whole (SQLite's runs on a blocking thread that the runtime
+            // lets finish; PostgreSQL's is rolled back with its connection), and the
+            // checkpoint moves only with a committed batch, so the next start resumes
+            // exactly where this one stopped. The SQLite transaction that batches behind the
+            // log share is committed after the loop. Waiting for the whole backlog instead
             // made a shutdown after a saturating load take tens of seconds.
             let result = tokio::select! {
                 result = loader.catch_up(&log) => result,
@@ -640,6 +641,11 @@ pub async fn start_loader(
                     }
                 }
             }
+        }
+        // Every batch in the open transaction (if a stop ended a catch-up that was behind)
+        // is whole and wrote its checkpoint: keep them rather than load them again.
+        if let Err(err) = spoor_warehouse::Store::commit(loader.store()).await {
+            tracing::warn!(error = %err, "warehouse: committing the last batches failed");
         }
     });
     Ok(LoaderTask { stop, task })
