@@ -66,3 +66,36 @@ pub fn now() -> Timestamp {
         .unwrap_or(0);
     Timestamp::from_unix_nanos(nanos)
 }
+
+/// Caps the memory SQLite itself allocates in this process (every connection: page caches,
+/// statements), softly: past `bytes` it recycles page-cache pages instead of allocating more
+/// (`PRAGMA soft_heap_limit`, process-wide; 0 removes the cap). SQLite allocates with the C
+/// allocator, whose per-thread arenas keep what they once held, so an uncapped burst stays
+/// in the process's resident memory for good. Returns the previous cap.
+pub fn limit_sqlite_heap(bytes: i64) -> Result<i64, StoreError> {
+    let conn = rusqlite::Connection::open_in_memory()?;
+    let previous: i64 = conn.query_row("PRAGMA soft_heap_limit", [], |row| row.get(0))?;
+    let _: i64 = conn.query_row(
+        &format!("PRAGMA soft_heap_limit = {}", bytes.max(0)),
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(previous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sqlite_heap_cap_is_process_wide() {
+        let before = limit_sqlite_heap(32 << 20).unwrap();
+        // Seen from any other connection of the process.
+        let other = rusqlite::Connection::open_in_memory().unwrap();
+        let cap: i64 = other
+            .query_row("PRAGMA soft_heap_limit", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(cap, 32 << 20);
+        assert_eq!(limit_sqlite_heap(before).unwrap(), 32 << 20);
+    }
+}

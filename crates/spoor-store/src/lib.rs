@@ -21,6 +21,7 @@ pub mod writer;
 
 pub use error::StoreError;
 pub use events::EventReader;
+pub use files::limit_sqlite_heap;
 pub use log::{LogEntry, LogSource};
 pub use meta::{FirstRun, KeySnapshot, MetaStore, Role, Source, SourceUpdate, Token, Workspace};
 pub use query::{Cell, QueryResult, run_query, run_query_with};

@@ -21,6 +21,10 @@ use spoor_store::{FirstRun, MessageLog, MetaStore, NullLog, SqliteLog, SqliteLog
 use crate::Global;
 use crate::exit::Exit;
 
+/// The soft cap on SQLite's heap in `spoor serve` (see [`spoor_store::limit_sqlite_heap`]):
+/// above the page caches it sets (4 + 16 + 2 MiB for the writer, the warehouse loader and the
+/// log reader), so they shrink only when statements and schemas need room too.
+const SQLITE_HEAP_LIMIT: i64 = 32 << 20;
 /// Where accepted messages go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -336,6 +340,10 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
     if let Some(first) = &first {
         print_first_run(first, &url, &settings.data, global);
     }
+    // SQLite's own memory, all connections together (docs/BENCHMARKS.md, session 3: without
+    // a cap the default `spoor serve` grew past 200 MB under batches; with it the loader
+    // caught up as fast).
+    spoor_store::limit_sqlite_heap(SQLITE_HEAP_LIMIT).context("cannot cap SQLite's memory")?;
     let log: Arc<dyn MessageLog> = match settings.store {
         StoreKind::Sqlite => Arc::new(
             SqliteLog::open(
