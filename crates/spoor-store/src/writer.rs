@@ -58,9 +58,10 @@
 //! `seq > last_seq` (their source, messageId and `received_at`), flushing as it goes:
 //! exactly-once holds across `kill -9`. The index stores a 64-bit hash of the key with the
 //! message's `seq`, and every hit is checked against the exact text in `messages`, so a hash
-//! collision never makes a new message a duplicate. With the window at zero nothing is looked up or kept, and
-//! `last_seq` is moved to the end of the log on open, so turning dedupe back on later does not
-//! replay the messages stored meanwhile (as before, they are not in the index).
+//! collision never makes a new message a duplicate. With the window at zero nothing is looked
+//! up or kept, and `last_seq` is moved to the end of the log on open, so turning dedupe back
+//! on later does not replay the messages stored meanwhile (as before, they are not in the
+//! index).
 //!
 //! The writer prunes rows older than the window a slice of the hash space at a time
 //! ([`PRUNE_SLICES`] slices, one per commit at most every 50 ms, a sweep every 10 minutes),
@@ -68,8 +69,9 @@
 //!
 //! WAL checkpoints (copying committed pages into the main file) run on a second thread with
 //! its own connection, every [`CHECKPOINT_BUSY_EVERY`] while commits arrive (every
-//! [`CHECKPOINT_EVERY`] when idle), so the writer's commits rarely wait for them. Under continuous load that thread never finds the whole WAL copied, so the WAL is
-//! never restarted by it; the writer checkpoints itself once the WAL holds
+//! [`CHECKPOINT_EVERY`] when idle), so the writer's commits rarely wait for them. Under
+//! continuous load that thread never finds the whole WAL copied, so the WAL is never
+//! restarted by it; the writer checkpoints itself once the WAL holds
 //! [`WRITER_AUTOCHECKPOINT_BYTES`], which keeps the WAL and each checkpoint's writeback small
 //! (a large WAL made the writer's fsyncs queue behind seconds of checkpoint writeback).
 
