@@ -710,7 +710,7 @@ struct Bloom {
     blocks: u64,
 }
 
-/// The size of the dedupe Bloom filter: 8 MiB, 2^26 bits; with [`BLOOM_HASHES`] probes per
+/// The size of the dedupe Bloom filter: 8 MiB, 2^26 bits; with five probes per
 /// key, a key that is not on disk is looked up anyway about 0.4% of the time with 5 million
 /// keys in the window and 3-4% with 10 million.
 pub const BLOOM_BYTES: usize = 8 << 20;
