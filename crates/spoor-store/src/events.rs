@@ -1,6 +1,5 @@
-//! `events.db`: the message log (`messages`), the rejected messages (`discards`) and the
-//! dedupe index (`dedupe`), plus the read side of the log ([`EventReader`], a
-//! [`LogSource`]).
+//! `events.db`: the message log (`messages`) and the rejected messages (`discards`), plus
+//! the read side of the log ([`EventReader`], a [`LogSource`]).
 //!
 //! # Format
 //! - `messages(seq INTEGER PRIMARY KEY, source_id, message_id, type, user_id, anonymous_id,
@@ -10,20 +9,13 @@
 //! - `discards(id, source_id, received_at, code, reasons, body)`: one row per rejected
 //!   message (or rejected request), with the reasons as a JSON array of
 //!   `{"path", "code", "message"}`.
-//! - `dedupe(hash, seq, received_ms)` WITHOUT ROWID: one row per message stored in the
-//!   dedupe window, keyed by a 64-bit hash of `(source_id, message_id)` and the message's
-//!   `seq`; a lookup compares the exact text through `messages`, so a hash collision never
-//!   makes a new message a duplicate. Small integer keys keep the B-tree dense (about 150
-//!   keys per page, three times the text keys of schema 2), which is what its random
-//!   inserts cost. Written in sorted chunks by the writer (not in the commit of the messages
-//!   themselves); it lives on disk, so memory stays bounded whatever the window holds. It has
-//!   no second index (schema 3's index on `received_ms` was a second B-tree insert per row,
-//!   measured at about 40% of a flush's cost): old rows are pruned by the writer in a sweep
-//!   over one slice of the hash space at a time (a lookup ignores them meanwhile, as it
-//!   compares `received_ms` with the window).
-//! - `dedupe_meta(id = 1, last_seq)`: the highest `seq` whose `(source_id, message_id)` is in
-//!   `dedupe`. Messages after it are covered by the writer's in-memory table, which is rebuilt
-//!   from `messages` on open (see [`crate::writer`]).
+//! - `dedupe_meta(id = 1, last_seq)`: the floor of the dedupe index, which lives outside
+//!   SQLite in `DIR/dedupe/` ([`crate::runs`]): messages up to it are not in the index (it
+//!   moves to the log's end when the server runs without deduplication).
+//!
+//! Schemas up to 4 kept the index in a `dedupe` table (a B-tree keyed by hash, whose random
+//! inserts cost most of the write path). The migration to 5 renames it `dedupe_legacy`;
+//! the writer turns its unexpired rows into a run on its next open and drops it.
 //!
 //! The schema version is `PRAGMA user_version`.
 
@@ -37,7 +29,7 @@ use crate::error::StoreError;
 use crate::files::{self, EVENTS_DB};
 use crate::log::{LogEntry, LogSource};
 
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -60,12 +52,6 @@ CREATE TABLE IF NOT EXISTS discards (
     reasons TEXT NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dedupe (
-    hash INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    received_ms INTEGER NOT NULL,
-    PRIMARY KEY (hash, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dedupe_meta (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     last_seq INTEGER NOT NULL
@@ -114,16 +100,18 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
-    } else if version == 3 {
-        // Version 4 drops version 3's `dedupe_received` index (pruning sweeps hash ranges).
+    } else if version == 3 || version == 4 {
+        // Version 4 dropped version 3's `dedupe_received` index; version 5 moves the index
+        // out of SQLite: the writer converts the renamed table into a run (`crate::writer`).
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; DROP INDEX IF EXISTS dedupe_received; \
+             ALTER TABLE dedupe RENAME TO dedupe_legacy; \
              PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))?;
     } else if version < SCHEMA_VERSION {
         // Versions 1 and 2 keyed `dedupe` by the text (source_id, message_id). The index is
         // derived from `messages`: drop it and let the writer rebuild it from the whole log
-        // on open (`dedupe_meta.last_seq` back to 0; entries outside the window are pruned).
+        // on open (`dedupe_meta.last_seq` back to 0; entries outside the window are skipped).
         conn.execute_batch(&format!(
             "BEGIN IMMEDIATE; DROP TABLE IF EXISTS dedupe; {SCHEMA} \
              UPDATE dedupe_meta SET last_seq = 0 WHERE id = 1; \

@@ -3,7 +3,8 @@
 //! The data directory (created 0700, files 0600) holds:
 //! - `meta.db` ([`meta`]): the workspace, sources and their write keys, Public API tokens
 //!   (hashed);
-//! - `events.db` ([`events`]): the message log `messages`, `discards` and the dedupe index;
+//! - `events.db` ([`events`]): the message log `messages` and `discards`;
+//! - `dedupe/` ([`runs`]): the dedupe index, sorted run files of messageId hashes;
 //! - `warehouse.db`: derived tables, owned by `spoor-warehouse`.
 //!
 //! The write path is the [`MessageLog`] trait ([`SqliteLog`] with group commit, [`NullLog`]
@@ -16,6 +17,7 @@ pub mod files;
 pub mod log;
 pub mod meta;
 pub mod query;
+pub mod runs;
 pub mod secret;
 pub mod writer;
 

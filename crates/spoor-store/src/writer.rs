@@ -32,40 +32,43 @@
 //! # Deduplication
 //! A message whose `(source_id, messageId)` was stored with a `received_ms` inside the window
 //! is counted as a duplicate and not stored again. The commit transaction writes only
-//! `messages` and `discards`: the `dedupe` index is derived from `messages` and kept out of
-//! it, because each random messageId would dirty a random leaf of its B-tree per message.
+//! `messages` and `discards`: the dedupe index is derived from `messages` and kept out of
+//! SQLite altogether, in sorted run files under `DIR/dedupe/` ([`crate::runs`]), because
+//! each random messageId would dirty a random leaf of a B-tree (measured: the B-tree index
+//! was half of the writer thread's time, and most of the bytes written to disk).
 //! The writer looks a messageId up, in this order, in
 //! 1. the messages of the group being written (two copies in one commit are stored once);
 //! 2. only when a fixed-size Bloom filter of every key committed ([`BLOOM_BYTES`], filled
-//!    from the table on open and with each commit's keys) says the key may be there:
+//!    from the runs on open and with each commit's keys) says the key may be there:
 //!    - the memtable: an in-memory map of the messages committed since the last flush;
-//!    - the flush being written (a binary search);
-//!    - the `dedupe` table on disk (a point lookup on the writer's own connection).
+//!    - the flushes being written (a binary search each);
+//!    - the runs, newest last: one block read (`pread`) per run, each hit checked against
+//!      the exact text in `messages`, so a hash collision never makes a new message a
+//!      duplicate.
 //!
 //!    A new messageId, the common case, costs one cache line of the filter and none of
-//!    these: each of them is a cache miss or more per lookup in structures of megabytes
-//!    (measured: the binary search of the flush alone was a tenth of the writer's time).
+//!    these.
 //!
 //! A group's new entries join the memtable only once its commit succeeded. When the memtable
 //! holds [`DEDUPE_FLUSH_ENTRIES`] entries, or [`DEDUPE_FLUSH_EVERY`] has passed, the writer
-//! (after answering the group's requests) freezes it: it becomes a flush, sorted by key and
-//! still looked up, and each following group commit also writes a chunk of it into `dedupe`
-//! (twice the group's size, at least [`DEDUPE_FLUSH_CHUNK_MIN`]), so no request ever waits
-//! for a whole flush. The commit holding the last chunk also sets `dedupe_meta.last_seq` to
-//! the highest `seq` the flush covers; at close everything left is written at once. So
-//! memory stays bounded by about twice the flush size, and after a crash at
-//! any moment [`SqliteLog::open`] rebuilds the memtable from the `messages` rows with
-//! `seq > last_seq` (their source, messageId and `received_at`), flushing as it goes:
-//! exactly-once holds across `kill -9`. The index stores a 64-bit hash of the key with the
-//! message's `seq`, and every hit is checked against the exact text in `messages`, so a hash
-//! collision never makes a new message a duplicate. With the window at zero nothing is looked
-//! up or kept, and `last_seq` is moved to the end of the log on open, so turning dedupe back
-//! on later does not replay the messages stored meanwhile (as before, they are not in the
-//! index).
+//! (after answering the group's requests) freezes it, sorted by hash, into a flush covering
+//! the log from the previous flush's end to the log's current end, and hands it to the
+//! **flush thread** (`spoor-log-dedupe`), which syncs the WAL (so a run never covers a
+//! message a machine crash could still lose) and writes the run. Until the run is in place
+//! the flush is still looked up. The **merge thread** (`spoor-log-merge`) merges each
+//! [`MERGE_FAN_IN`] newest runs of one size into one, leaving out expired entries, and
+//! deletes runs whose newest entry left the window; runs spanning more than a quarter of the
+//! window are not merged further, so expiry deletes whole files. Memory stays bounded by
+//! about two memtables plus the filter and 8 bytes per 128 keys on disk.
 //!
-//! The writer prunes rows older than the window a slice of the hash space at a time
-//! ([`PRUNE_SLICES`] slices, one per commit at most every 50 ms, a sweep every 10 minutes),
-//! so pruning never stalls a commit for long.
+//! After a crash at any moment, [`SqliteLog::open`] loads the runs (deleting leftovers of an
+//! interrupted write or merge) and rebuilds the memtable from the `messages` rows after the
+//! last run's range (their source, messageId and `received_at`), writing runs as it goes:
+//! exactly-once holds across `kill -9`. A damaged run is never half-used: the index is then
+//! rebuilt from the log. With the window at zero nothing is looked up or kept, and
+//! `dedupe_meta.last_seq` is moved to the end of the log on open, so turning dedupe back on
+//! later does not replay the messages stored meanwhile (as before, they are not in the
+//! index).
 //!
 //! WAL checkpoints (copying committed pages into the main file) run on a second thread with
 //! its own connection, every [`CHECKPOINT_BUSY_EVERY`] while commits arrive (every
@@ -78,40 +81,33 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use spoor_spec::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::events;
+use crate::runs::{self, Run, RunEntry};
 
 /// A boxed future, so [`MessageLog`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// At most this many messages (and discards) go into one transaction.
 pub const MAX_GROUP_MESSAGES: usize = 20_000;
-/// The writer prunes dedupe rows older than the window one of this many slices of the hash
-/// space at a time (a slice of `dedupe`'s key range, since it is keyed by hash first).
-pub const PRUNE_SLICES: u64 = 1_024;
-/// The pause between two slices of a sweep.
-const PRUNE_PAUSE: Duration = Duration::from_millis(50);
-/// How often a sweep starts: expired rows may stay this long past the window (a lookup
-/// ignores them), which costs disk, not correctness.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
-/// Memtable entries after which the writer flushes them into `dedupe`.
+/// Memtable entries after which the writer flushes them into a run.
 pub const DEDUPE_FLUSH_ENTRIES: usize = 25_000;
-/// The least number of dedupe entries a commit writes while a flush is in progress.
-pub const DEDUPE_FLUSH_CHUNK_MIN: usize = 1_000;
 /// Age of the oldest unflushed memtable entry after which the writer flushes anyway.
 pub const DEDUPE_FLUSH_EVERY: Duration = Duration::from_secs(60);
 const QUEUE_CAPACITY: usize = 4_096;
+/// The dedupe index's directory, inside the data directory.
+pub const DEDUPE_DIR: &str = "dedupe";
 /// How often the checkpoint thread runs a passive checkpoint while the WAL is idle.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How often it runs one while commits keep arriving: often enough that the writer's own
@@ -125,9 +121,9 @@ pub const CHECKPOINT_BUSY_EVERY: Duration = Duration::from_millis(10);
 /// the checkpoint's writeback) where 32 MiB keeps them under 0.2 s.
 pub const WRITER_AUTOCHECKPOINT_BYTES: i64 = 32 << 20;
 
-/// The writer's page cache, in KiB: it appends to `messages` (the right edge of one B-tree)
-/// and writes sorted chunks of `dedupe`, so a small cache serves it as well as a large one,
-/// and its pages are resident for the life of the server.
+/// The writer's page cache, in KiB: it only appends to `messages` and `discards` (the right
+/// edge of their B-trees), so a small cache serves it as well as a large one, and its pages
+/// are resident for the life of the server.
 const WRITER_CACHE_KIB: i64 = 4_096;
 
 /// One accepted, normalized message, ready to store.
@@ -356,14 +352,55 @@ impl SqliteLog {
             WRITER_AUTOCHECKPOINT_BYTES / page_size.max(512),
         )?;
         let window_ms = i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        let wal_path = dir.join(format!("{}-wal", crate::files::EVENTS_DB));
+        // Whatever an earlier process committed is made durable before the dedupe index
+        // (rebuilt below) may refer to it.
+        let mut wal = WalFile {
+            path: wal_path.clone(),
+            file: None,
+        };
+        wal.sync().map_err(|source| StoreError::Io {
+            action: "sync",
+            path: wal_path.clone(),
+            source,
+        })?;
+        let runs = Arc::new(RunSet {
+            dir: dir.join(DEDUPE_DIR),
+            runs: RwLock::new(Vec::new()),
+            written: AtomicI64::new(0),
+            closing: AtomicBool::new(false),
+        });
+        let flush_entries = flush_entries.max(1);
         let mut dedupe = Dedupe {
             memtable: KeyMap::default(),
-            flush_entries: flush_entries.max(1),
+            flush_entries,
             first_unflushed: None,
             bloom: Bloom::new(BLOOM_BYTES),
-            flushing: None,
+            flushing: Vec::new(),
+            covered: 0,
+            runs: Arc::clone(&runs),
+            jobs: None,
+            candidates: Vec::new(),
         };
         dedupe.recover(&conn, window_ms)?;
+        let mut run_threads = Vec::new();
+        if window_ms > 0 {
+            let (jobs, job_receiver) = std::sync::mpsc::channel();
+            let (wake, woken) = std::sync::mpsc::channel();
+            let flush_set = Arc::clone(&runs);
+            let flush_wal = WalFile {
+                path: wal_path.clone(),
+                file: None,
+            };
+            run_threads.push(spawn("spoor-log-dedupe", dir, move || {
+                flush_loop(&flush_set, flush_wal, job_receiver, wake)
+            })?);
+            let merge_set = Arc::clone(&runs);
+            run_threads.push(spawn("spoor-log-merge", dir, move || {
+                merge_loop(&merge_set, woken, flush_entries, window_ms)
+            })?);
+            dedupe.jobs = Some(jobs);
+        }
         let checkpointer = events::open_for_writing(dir)?;
         // A checkpoint copies frames from the WAL to the file without the page cache.
         checkpointer.pragma_update(None, "cache_size", -256)?;
@@ -378,7 +415,7 @@ impl SqliteLog {
         });
         let (unsynced, groups) = std::sync::mpsc::channel();
         let wal = WalFile {
-            path: dir.join(format!("{}-wal", crate::files::EVENTS_DB)),
+            path: wal_path,
             file: None,
         };
         let syncer_shared = Arc::clone(&shared);
@@ -397,9 +434,8 @@ impl SqliteLog {
             syncer: Some(syncer),
             shared: Arc::clone(&shared),
             window_ms,
-            next_prune: Instant::now(),
-            prune_slice: 0,
             dedupe,
+            run_threads,
             pending: KeyMap::default(),
         };
         let thread = std::thread::Builder::new()
@@ -426,6 +462,22 @@ impl SqliteLog {
             checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
         })
     }
+}
+
+/// Starts a named thread of the log.
+fn spawn(
+    name: &str,
+    dir: &Path,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(body)
+        .map_err(|source| StoreError::Io {
+            action: "start a thread for",
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 impl MessageLog for SqliteLog {
@@ -563,10 +615,9 @@ struct Writer {
     syncer: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     window_ms: i64,
-    next_prune: Instant,
-    /// The slice of the hash space the next pruning step sweeps.
-    prune_slice: u64,
     dedupe: Dedupe,
+    /// The dedupe index's flush and merge threads, joined at close.
+    run_threads: Vec<std::thread::JoinHandle<()>>,
     /// The fresh dedupe entries of the group being written, merged into the memtable only
     /// once its commit succeeded.
     pending: KeyMap,
@@ -655,45 +706,47 @@ fn key_hash(source_id: &str, message_id: &str) -> u64 {
     h ^ (h >> 31)
 }
 
-/// `dedupe.hash` as SQLite stores it: the same 64 bits read as a signed integer.
-fn stored_hash(hash: u64) -> i64 {
-    i64::from_ne_bytes(hash.to_ne_bytes())
+/// The runs of the dedupe index as the writer and the run threads share them.
+struct RunSet {
+    /// `DIR/dedupe`.
+    dir: PathBuf,
+    /// The runs, oldest first. Only the flush thread appends and only the merge thread
+    /// replaces or removes, so each can act on what it read without holding the lock.
+    runs: RwLock<Vec<Arc<Run>>>,
+    /// The highest `seq` covered by a run written: flushes up to it are done.
+    written: AtomicI64,
+    /// Set when the writer closes: a failing run write then gives up instead of retrying
+    /// (what it held is rebuilt from `messages` on the next open).
+    closing: AtomicBool,
 }
 
-/// The inverse of [`stored_hash`].
-fn loaded_hash(stored: i64) -> u64 {
-    u64::from_ne_bytes(stored.to_ne_bytes())
+/// A memtable handed to the flush thread, to be written as one run.
+struct RunJob {
+    entries: Vec<RunEntry>,
+    first_seq: i64,
+    last_seq: i64,
 }
 
-/// Deletes the `dedupe` rows of slice `slice` (of [`PRUNE_SLICES`]) of the hash space that
-/// were received before `cutoff_ms`.
-fn prune_slice(conn: &Connection, slice: u64, cutoff_ms: i64) -> Result<usize, StoreError> {
-    let width = u64::MAX / PRUNE_SLICES + 1;
-    let start = slice.wrapping_mul(width);
-    // Each slice is contiguous as signed integers too: the sign boundary 2^63 is a multiple
-    // of the width.
-    let (low, high) = (
-        stored_hash(start),
-        stored_hash(start.wrapping_add(width - 1)),
-    );
-    Ok(conn.execute(
-        "DELETE FROM dedupe WHERE hash BETWEEN ?1 AND ?2 AND received_ms < ?3",
-        params![low.min(high), low.max(high), cutoff_ms],
-    )?)
-}
-
-/// The dedupe memtable: entries committed in `messages` but not yet flushed to `dedupe`,
-/// the flush in progress, and the Bloom filter of every key committed.
+/// The dedupe memtable: entries committed in `messages` but not yet in a run, the flushes
+/// being written, the runs, and the Bloom filter of every key committed.
 struct Dedupe {
     memtable: KeyMap,
     flush_entries: usize,
     first_unflushed: Option<Instant>,
-    /// Every key committed since the open (in the memtable, the flush or `dedupe`), and every
-    /// key `dedupe` held then: a key it does not contain is in none of them, so every lookup
-    /// is skipped.
+    /// Every key committed since the open (in the memtable, a flush or a run), and every key
+    /// the runs held then: a key it does not contain is in none of them, so every lookup is
+    /// skipped.
     bloom: Bloom,
-    /// The flush being written, a chunk with each group's commit.
-    flushing: Option<Flushing>,
+    /// Memtables frozen and handed to the flush thread, oldest first, until their run is in
+    /// `runs` (and so `runs.written` reaches their `covered`).
+    flushing: Vec<Flushing>,
+    /// The highest `seq` covered by the runs and the flushes: the next flush starts after it.
+    covered: i64,
+    runs: Arc<RunSet>,
+    /// The flush thread's queue (None before it starts and after the close).
+    jobs: Option<std::sync::mpsc::Sender<RunJob>>,
+    /// Hits of the runs for the key being looked up (reused).
+    candidates: Vec<(i64, i64)>,
 }
 
 /// A fixed-size Bloom filter over dedupe keys: memory is [`BLOOM_BYTES`] however many keys
@@ -761,22 +814,16 @@ impl Bloom {
 }
 
 impl Dedupe {
-    /// Brings the memtable in line with the log after an open (clean or after a crash): reads
-    /// the messages after `dedupe_meta.last_seq`, flushing every `flush_entries` of them.
+    /// Loads the runs of `DIR/dedupe` and brings the memtable in line with the log after an
+    /// open (clean or after a crash): converts a schema-4 `dedupe` table into a run, then
+    /// reads the messages after the runs' coverage, flushing every `flush_entries` of them.
     fn recover(&mut self, conn: &Connection, window_ms: i64) -> Result<(), StoreError> {
-        {
-            let mut stmt = conn.prepare("SELECT hash FROM dedupe")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let hash: i64 = row.get(0)?;
-                self.bloom.insert(loaded_hash(hash));
-            }
-        }
-        let last_seq: i64 =
+        let floor: i64 =
             conn.query_row("SELECT last_seq FROM dedupe_meta WHERE id = 1", [], |r| {
                 r.get(0)
             })?;
         if window_ms <= 0 {
+            // Nothing is kept: turning dedupe back on later starts from the log's end.
             conn.execute(
                 "UPDATE dedupe_meta SET last_seq = (SELECT coalesce(max(seq), 0) FROM messages) \
                  WHERE id = 1",
@@ -784,7 +831,26 @@ impl Dedupe {
             )?;
             return Ok(());
         }
-        let mut after = last_seq;
+        let cutoff = crate::files::now().unix_millis().saturating_sub(window_ms);
+        let mut floor = floor;
+        self.convert_legacy(conn, floor, cutoff)?;
+        let bloom = &mut self.bloom;
+        let runs = match runs::open_dir(&self.runs.dir, |hash| bloom.insert(hash)) {
+            Ok(runs) => runs,
+            Err(err) => {
+                // A damaged index is rebuilt from the log, never half-used.
+                tracing::warn!(error = %err, "dedupe index damaged; rebuilding it from the log");
+                runs::clear_dir(&self.runs.dir)?;
+                self.bloom = Bloom::new(BLOOM_BYTES);
+                floor = 0;
+                Vec::new()
+            }
+        };
+        self.covered = runs.last().map_or(floor, |run| run.last_seq().max(floor));
+        *self.runs.runs.write().unwrap_or_else(|p| p.into_inner()) =
+            runs.into_iter().map(Arc::new).collect();
+        self.runs.written.store(self.covered, Ordering::Relaxed);
+        let mut after = self.covered;
         loop {
             let mut rows: Vec<(i64, String, String, String)> = Vec::new();
             {
@@ -809,19 +875,59 @@ impl Dedupe {
                 let received_ms = Timestamp::parse(&received_at)
                     .map(Timestamp::unix_millis)
                     .unwrap_or_else(|_| crate::files::now().unix_millis());
-                self.remember(
-                    Keyed::new(Arc::from(source_id), message_id),
-                    Entry { received_ms, seq },
-                );
+                if received_ms >= cutoff {
+                    self.remember(
+                        Keyed::new(Arc::from(source_id), message_id),
+                        Entry { received_ms, seq },
+                    );
+                }
             }
             after = last;
             if self.memtable.len() >= self.flush_entries {
-                self.flush_all(conn, Some(after))?;
+                self.flush_now(after)?;
             }
         }
-        if !self.memtable.is_empty() {
-            self.first_unflushed = Some(Instant::now());
+        self.flush_now(after)?;
+        Ok(())
+    }
+
+    /// Schema 4 kept the index in the `dedupe` table (renamed `dedupe_legacy` by the
+    /// migration to schema 5): its unexpired rows become one run covering the log up to
+    /// `dedupe_meta.last_seq`, then the table is dropped.
+    fn convert_legacy(
+        &mut self,
+        conn: &Connection,
+        floor: i64,
+        cutoff: i64,
+    ) -> Result<(), StoreError> {
+        let legacy: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'dedupe_legacy'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !legacy {
+            return Ok(());
         }
+        let mut entries = Vec::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT hash, seq, received_ms FROM dedupe_legacy WHERE received_ms >= ?1",
+            )?;
+            let mut rows = stmt.query(params![cutoff])?;
+            while let Some(row) = rows.next()? {
+                entries.push(RunEntry {
+                    hash: u64::from_ne_bytes(row.get::<_, i64>(0)?.to_ne_bytes()),
+                    seq: row.get(1)?,
+                    received_ms: row.get(2)?,
+                });
+            }
+        }
+        entries.sort_unstable();
+        crate::files::ensure_data_dir(&self.runs.dir)?;
+        if !entries.is_empty() && floor > 0 {
+            Run::write(&self.runs.dir, 1, floor, entries)?;
+        }
+        conn.execute_batch("DROP TABLE dedupe_legacy")?;
         Ok(())
     }
 
@@ -831,9 +937,9 @@ impl Dedupe {
         self.memtable.insert(keyed, entry);
     }
 
-    /// The `received_ms` of a key committed earlier: memtable, flush in progress, then disk
-    /// (only when the Bloom filter says the key may be there).
-    fn lookup(&self, conn: &Connection, keyed: &Keyed) -> Result<Option<i64>, StoreError> {
+    /// The `received_ms` of a key committed earlier: memtable, flushes in progress, then the
+    /// runs (only when the Bloom filter says the key may be there).
+    fn lookup(&mut self, conn: &Connection, keyed: &Keyed) -> Result<Option<i64>, StoreError> {
         let (hash, key) = (keyed.hash, &keyed.key);
         if !self.bloom.may_contain(hash) {
             return Ok(None);
@@ -841,20 +947,34 @@ impl Dedupe {
         if let Some(entry) = self.memtable.get(keyed) {
             return Ok(Some(entry.received_ms));
         }
-        if let Some(ms) = self.flushing.as_ref().and_then(|f| f.get(hash, key)) {
+        if let Some(ms) = self.flushing.iter().rev().find_map(|f| f.get(hash, key)) {
             return Ok(Some(ms));
         }
-        // The hash narrows it to a few rows; the text comparison through `messages` makes
-        // the answer exact.
-        let mut stmt = conn.prepare_cached(
-            "SELECT max(d.received_ms) FROM dedupe d JOIN messages m ON m.seq = d.seq \
-             WHERE d.hash = ?1 AND m.source_id = ?2 AND m.message_id = ?3",
-        )?;
-        Ok(
-            stmt.query_row(params![stored_hash(hash), &*key.0, key.1], |row| {
-                row.get::<_, Option<i64>>(0)
-            })?,
-        )
+        self.candidates.clear();
+        for run in self
+            .runs
+            .runs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            run.find(hash, &mut self.candidates)?;
+        }
+        // Latest first; the hash narrows it to a few rows, the text comparison through
+        // `messages` makes the answer exact.
+        self.candidates
+            .sort_unstable_by_key(|&(_, ms)| std::cmp::Reverse(ms));
+        let mut stmt =
+            conn.prepare_cached("SELECT source_id, message_id FROM messages WHERE seq = ?1")?;
+        for &(seq, ms) in &self.candidates {
+            let found: Option<(String, String)> = stmt
+                .query_row(params![seq], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if found.is_some_and(|(source, id)| *source == *key.0 && id == key.1) {
+                return Ok(Some(ms));
+            }
+        }
+        Ok(None)
     }
 
     fn due(&self) -> bool {
@@ -864,116 +984,75 @@ impl Dedupe {
                 .is_some_and(|first| first.elapsed() >= DEDUPE_FLUSH_EVERY)
     }
 
-    /// Moves the memtable into a new flush (sorted by key), covering the log up to `covered`
-    /// (or its current end). Does nothing while a flush is in progress or with nothing to flush.
-    fn freeze(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
-        if self.flushing.is_some() || self.memtable.is_empty() {
-            return Ok(());
+    /// Drops the flushes whose run is written.
+    fn reap(&mut self) {
+        let written = self.runs.written.load(Ordering::Acquire);
+        self.flushing.retain(|f| f.covered > written);
+    }
+
+    /// Moves the memtable into a new flush (sorted by key) covering the log after the last
+    /// flush up to `covered`, and returns it as a job for the flush thread. None with
+    /// nothing to flush.
+    fn freeze(&mut self, covered: i64) -> Option<RunJob> {
+        if self.memtable.is_empty() || covered <= self.covered {
+            return None;
         }
-        let covered = match covered {
-            Some(seq) => seq,
-            None => conn.query_row("SELECT coalesce(max(seq), 0) FROM messages", [], |r| {
-                r.get(0)
-            })?,
-        };
         let mut entries: Vec<Frozen> = self
             .memtable
             .drain()
             .map(|(keyed, entry)| Frozen {
-                hash: stored_hash(keyed.hash),
+                hash: keyed.hash,
                 entry,
                 key: keyed.key,
             })
             .collect();
         entries.sort_unstable_by_key(|frozen| (frozen.hash, frozen.entry.seq));
-        self.flushing = Some(Flushing {
-            entries,
-            next: 0,
-            covered,
-        });
+        let job = RunJob {
+            entries: entries
+                .iter()
+                .map(|f| RunEntry {
+                    hash: f.hash,
+                    seq: f.entry.seq,
+                    received_ms: f.entry.received_ms,
+                })
+                .collect(),
+            first_seq: self.covered + 1,
+            last_seq: covered,
+        };
+        self.flushing.push(Flushing { entries, covered });
+        self.covered = covered;
         self.first_unflushed = None;
+        Some(job)
+    }
+
+    /// Writes the memtable as a run now, on this thread (while recovering, before the flush
+    /// thread starts; the WAL was synced first).
+    fn flush_now(&mut self, covered: i64) -> Result<(), StoreError> {
+        if let Some(job) = self.freeze(covered) {
+            let run = Run::write(&self.runs.dir, job.first_seq, job.last_seq, job.entries)?;
+            self.runs
+                .runs
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Arc::new(run));
+            self.runs.written.store(job.last_seq, Ordering::Release);
+            self.reap();
+        }
         Ok(())
-    }
-
-    /// Writes up to `limit` more entries of the flush in progress with `conn`, inside the
-    /// caller's transaction, and with the last of them moves `dedupe_meta.last_seq` to the
-    /// flush's `covered`. Returns how far the flush got, for [`Dedupe::advance`] once the
-    /// transaction has committed.
-    fn write_chunk(&self, conn: &Connection, limit: usize) -> Result<Option<usize>, StoreError> {
-        let Some(flushing) = &self.flushing else {
-            return Ok(None);
-        };
-        let end = flushing
-            .next
-            .saturating_add(limit)
-            .min(flushing.entries.len());
-        let mut upsert = conn.prepare_cached(
-            "INSERT OR IGNORE INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, ?3)",
-        )?;
-        for frozen in &flushing.entries[flushing.next..end] {
-            upsert.execute(params![
-                frozen.hash,
-                frozen.entry.seq,
-                frozen.entry.received_ms
-            ])?;
-        }
-        if end == flushing.entries.len() {
-            conn.execute(
-                "UPDATE dedupe_meta SET last_seq = ?1 WHERE id = 1",
-                params![flushing.covered],
-            )?;
-        }
-        Ok(Some(end))
-    }
-
-    /// Records that the flush's entries before `end` are committed in `dedupe`.
-    fn advance(&mut self, end: usize) {
-        let Some(flushing) = &mut self.flushing else {
-            return;
-        };
-        flushing.next = end;
-        if end >= flushing.entries.len() {
-            self.flushing = None;
-        }
-    }
-
-    /// Writes the flush in progress and then the whole memtable into `dedupe`, each in one
-    /// transaction of its own. On error what is not written is kept and tried again later.
-    fn flush_all(&mut self, conn: &Connection, covered: Option<i64>) -> Result<(), StoreError> {
-        loop {
-            self.freeze(conn, covered)?;
-            if self.flushing.is_none() {
-                return Ok(());
-            }
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            match self
-                .write_chunk(conn, usize::MAX)
-                .and_then(|end| Ok((end, conn.execute_batch("COMMIT")?)))
-            {
-                Ok((end, ())) => self.advance(end.unwrap_or(0)),
-                Err(err) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(err);
-                }
-            }
-        }
     }
 }
 
-/// A dedupe flush in progress: the frozen memtable, sorted by `dedupe`'s key
-/// `(hash, seq)`, written into `dedupe` a chunk per commit.
+/// A memtable being written as a run: its entries sorted by hash, still looked up (with
+/// their exact keys) until the run is in place.
 struct Flushing {
     entries: Vec<Frozen>,
-    /// The entries before this index are committed in `dedupe`.
-    next: usize,
-    /// The highest `seq` whose key is in `entries` or already in `dedupe`.
+    /// The highest `seq` the run covers.
     covered: i64,
 }
 
 /// One entry of a flush.
 struct Frozen {
-    /// [`key_hash`] as stored.
-    hash: i64,
+    hash: u64,
     entry: Entry,
     key: DedupeKey,
 }
@@ -981,7 +1060,6 @@ struct Frozen {
 impl Flushing {
     /// The latest `received_ms` of `key` (whose hash is `hash`) in the flush.
     fn get(&self, hash: u64, key: &DedupeKey) -> Option<i64> {
-        let hash = stored_hash(hash);
         let start = self.entries.partition_point(|frozen| frozen.hash < hash);
         self.entries[start..]
             .iter()
@@ -989,6 +1067,144 @@ impl Flushing {
             .filter(|frozen| frozen.key == *key)
             .map(|frozen| frozen.entry.received_ms)
             .max()
+    }
+}
+
+/// Merges of the runs: this many runs of one size tier become one run of the next.
+const MERGE_FAN_IN: usize = 8;
+/// How often the merge thread looks for expired runs when no run is added.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+
+/// The flush thread: writes each frozen memtable as a run, once the WAL holding its
+/// messages is synced (a run never covers a message that a machine crash could lose).
+fn flush_loop(
+    set: &RunSet,
+    mut wal: WalFile,
+    jobs: std::sync::mpsc::Receiver<RunJob>,
+    merges: std::sync::mpsc::Sender<()>,
+) {
+    while let Ok(job) = jobs.recv() {
+        loop {
+            let result = wal
+                .sync()
+                .map_err(|source| StoreError::Io {
+                    action: "sync",
+                    path: wal.path.clone(),
+                    source,
+                })
+                .and_then(|()| {
+                    Run::write(
+                        &set.dir,
+                        job.first_seq,
+                        job.last_seq,
+                        job.entries.iter().copied(),
+                    )
+                });
+            match result {
+                Ok(run) => {
+                    set.runs
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(Arc::new(run));
+                    set.written.store(job.last_seq, Ordering::Release);
+                    let _ = merges.send(());
+                    break;
+                }
+                Err(err) if set.closing.load(Ordering::Relaxed) => {
+                    // Rebuilt from `messages` on the next open.
+                    tracing::warn!(error = %err, "dedupe run not written at close");
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "writing a dedupe run failed; retrying");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+}
+
+/// The size tier of a run of `count` entries: 0 below `MERGE_FAN_IN` flushes' worth, then
+/// one more for each factor of `MERGE_FAN_IN`.
+fn tier(count: u64, flush_entries: usize) -> u32 {
+    let mut flushes = count / (flush_entries.max(1) as u64);
+    let mut tier = 0;
+    while flushes >= MERGE_FAN_IN as u64 {
+        flushes /= MERGE_FAN_IN as u64;
+        tier += 1;
+    }
+    tier
+}
+
+/// Which newest runs to merge now: the last [`MERGE_FAN_IN`] when they share a tier and
+/// span at most a quarter of the window (so a run expires at most a quarter of the window
+/// after its newest entry, and whole runs are what expiry deletes).
+fn merge_due(runs: &[Arc<Run>], flush_entries: usize, window_ms: i64) -> Option<usize> {
+    let start = runs.len().checked_sub(MERGE_FAN_IN)?;
+    let tail = &runs[start..];
+    let newest = tier(tail[MERGE_FAN_IN - 1].len(), flush_entries);
+    let same = tail.iter().all(|r| tier(r.len(), flush_entries) == newest);
+    let oldest_ms = tail.iter().map(|r| r.min_received_ms()).min()?;
+    let newest_ms = tail.iter().map(|r| r.max_received_ms()).max()?;
+    (same && newest_ms.saturating_sub(oldest_ms) <= window_ms / 4).then_some(start)
+}
+
+/// The merge thread: after each new run, merges the newest runs while [`merge_due`] says
+/// so; and deletes the runs whose newest entry is out of the window.
+fn merge_loop(
+    set: &RunSet,
+    wake: std::sync::mpsc::Receiver<()>,
+    flush_entries: usize,
+    window_ms: i64,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        match wake.recv_timeout(EXPIRE_EVERY) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while wake.try_recv().is_ok() {}
+        let cutoff = crate::files::now().unix_millis().saturating_sub(window_ms);
+        let expired: Vec<Arc<Run>> = {
+            let mut runs = set.runs.write().unwrap_or_else(|p| p.into_inner());
+            let (gone, kept) = runs
+                .drain(..)
+                .partition(|r: &Arc<Run>| r.is_empty() || r.max_received_ms() < cutoff);
+            *runs = kept;
+            gone
+        };
+        for run in expired {
+            let _ = std::fs::remove_file(run.path());
+        }
+        loop {
+            let inputs: Vec<Arc<Run>> = {
+                let runs = set.runs.read().unwrap_or_else(|p| p.into_inner());
+                match merge_due(&runs, flush_entries, window_ms) {
+                    Some(start) => runs[start..start + MERGE_FAN_IN].to_vec(),
+                    None => break,
+                }
+            };
+            let refs: Vec<&Run> = inputs.iter().map(|r| &**r).collect();
+            let merged = match runs::merge(&set.dir, &refs, cutoff) {
+                Ok(run) => Arc::new(run),
+                Err(err) => {
+                    tracing::warn!(error = %err, "merging dedupe runs failed");
+                    break;
+                }
+            };
+            {
+                let mut runs = set.runs.write().unwrap_or_else(|p| p.into_inner());
+                let at = runs.iter().position(|r| Arc::ptr_eq(r, &inputs[0]));
+                if let Some(at) = at {
+                    runs.splice(at..at + MERGE_FAN_IN, [merged]);
+                }
+            }
+            // The merged run is in place (renamed and synced): its inputs can go; open
+            // handles keep serving lookups that started before the swap.
+            for run in &inputs {
+                let _ = std::fs::remove_file(run.path());
+            }
+        }
     }
 }
 
@@ -1049,7 +1265,7 @@ impl Writer {
                         let _ = unsynced.send(answers);
                     }
                     // After the answers, so a flush is never on a waiting request's path.
-                    self.maybe_flush(false);
+                    self.maybe_flush();
                 }
                 Err(err) => {
                     self.pending.clear();
@@ -1069,7 +1285,7 @@ impl Writer {
         if let Some(syncer) = self.syncer.take() {
             let _ = syncer.join();
         }
-        self.maybe_flush(true);
+        self.close_dedupe();
         // Appends that raced with the close are answered as refused, never left hanging.
         while let Ok(job) = self.receiver.try_recv() {
             if let Job::Append { reply, .. } = job {
@@ -1155,28 +1371,7 @@ impl Writer {
                 outcomes.push(outcome);
             }
         }
-        if window_ms > 0 && Instant::now() >= self.next_prune {
-            // One of PRUNE_SLICES slices of the hash space per step (an index range scan of
-            // a bounded part of the table), a step every PRUNE_PAUSE, a sweep every
-            // PRUNE_EVERY.
-            let cutoff = crate::files::now().unix_millis().saturating_sub(window_ms);
-            prune_slice(&tx, self.prune_slice, cutoff)?;
-            self.prune_slice = (self.prune_slice + 1) % PRUNE_SLICES;
-            self.next_prune = Instant::now()
-                + if self.prune_slice == 0 {
-                    PRUNE_EVERY
-                } else {
-                    PRUNE_PAUSE
-                };
-        }
-        // A chunk of the dedupe flush in progress rides along, twice the group's size so the
-        // flush outpaces the memtable's growth; sorted keys keep its B-tree writes local.
-        let chunk = (2 * self.pending.len()).max(DEDUPE_FLUSH_CHUNK_MIN);
-        let flushed = self.dedupe.write_chunk(&tx, chunk)?;
         tx.commit()?;
-        if let Some(end) = flushed {
-            self.dedupe.advance(end);
-        }
         if !self.pending.is_empty() {
             if self.dedupe.memtable.is_empty() {
                 self.dedupe.first_unflushed = Some(Instant::now());
@@ -1188,18 +1383,50 @@ impl Writer {
         Ok(())
     }
 
-    /// Starts a flush of the dedupe memtable when it is due; with `force` (at close) writes
-    /// everything now. A failure is logged: the entries stay in memory and are tried again.
-    fn maybe_flush(&mut self, force: bool) {
-        let result = if force {
-            self.dedupe.flush_all(&self.conn, None)
-        } else if self.dedupe.due() {
-            self.dedupe.freeze(&self.conn, None)
-        } else {
-            Ok(())
-        };
-        if let Err(err) = result {
-            tracing::warn!(error = %err, entries = self.dedupe.memtable.len(), "dedupe flush failed");
+    /// Hands the dedupe memtable to the flush thread when it is due (and no other flush is
+    /// in progress, so memory stays bounded by about two memtables).
+    fn maybe_flush(&mut self) {
+        self.dedupe.reap();
+        if !self.dedupe.flushing.is_empty() || !self.dedupe.due() {
+            return;
+        }
+        match self.log_end() {
+            Ok(end) => self.send_flush(end),
+            Err(err) => tracing::warn!(error = %err, "dedupe flush postponed"),
+        }
+    }
+
+    /// The highest `seq` in `messages`.
+    fn log_end(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM messages", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    fn send_flush(&mut self, end: i64) {
+        if let Some(job) = self.dedupe.freeze(end)
+            && let Some(jobs) = &self.dedupe.jobs
+        {
+            // The flush thread only stops once this sender is dropped, at close.
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// At close: hands everything left in the memtable to the flush thread and waits for
+    /// both run threads to finish.
+    fn close_dedupe(&mut self) {
+        if self.window_ms > 0 {
+            match self.log_end() {
+                Ok(end) => self.send_flush(end),
+                Err(err) => tracing::warn!(error = %err, "dedupe flush at close skipped"),
+            }
+        }
+        self.dedupe.runs.closing.store(true, Ordering::Relaxed);
+        drop(self.dedupe.jobs.take());
+        for thread in self.run_threads.drain(..) {
+            let _ = thread.join();
         }
     }
 }
@@ -1315,80 +1542,257 @@ mod tests {
         assert_eq!((again.stored, again.duplicates), (1, 2));
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
-        assert_eq!(
-            count(&dir, "SELECT count(*) FROM dedupe WHERE hash IS NOT NULL"),
-            3
-        );
+        assert_eq!((runs_of(&dir).1, runs_of(&dir).2), (3, 3));
+    }
+
+    /// (number of runs, entries in them, highest seq covered) of `DIR/dedupe`.
+    fn runs_of(dir: &Path) -> (usize, u64, i64) {
+        let runs = runs::open_dir(&dir.join(DEDUPE_DIR), |_| {}).unwrap();
+        (
+            runs.len(),
+            runs.iter().map(Run::len).sum(),
+            runs.last().map_or(0, Run::last_seq),
+        )
     }
 
     #[tokio::test]
-    async fn a_schema_3_log_loses_its_received_index_and_keeps_its_ids() {
+    async fn a_schema_3_log_is_converted_into_a_run_and_keeps_its_ids() {
         let dir = temp_dir("schema3");
+        std::fs::create_dir_all(&dir).unwrap();
         let t0 = now_ms();
-        let log = open(&dir, DAY, 1);
-        log.append(request(t0, vec![message("s1", "a")]))
-            .await
-            .unwrap();
-        log.close().await.unwrap();
+        let received_at = Timestamp::from_unix_millis(t0).to_string();
         {
+            // events.db as schema 3 left it: `dedupe` keyed by hash, with its received index;
+            // "a" and "b" flushed there, "c" not yet, "old" flushed but out of the window.
             let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
             conn.execute_batch(
-                "CREATE INDEX dedupe_received ON dedupe(received_ms); PRAGMA user_version = 3;",
+                "CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL, \
+                 message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT, \
+                 event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
+                 CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT, \
+                 received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL, \
+                 body TEXT NOT NULL);
+                 CREATE TABLE dedupe (hash INTEGER NOT NULL, seq INTEGER NOT NULL, \
+                 received_ms INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
+                 CREATE INDEX dedupe_received ON dedupe(received_ms);
+                 CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
+                 last_seq INTEGER NOT NULL);
+                 INSERT INTO dedupe_meta VALUES (1, 3);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+            for (seq, id, ms) in [(1, "old", t0 - 3 * 86_400_000), (2, "a", t0), (3, "b", t0)] {
+                conn.execute(
+                    "INSERT INTO messages (seq, source_id, message_id, type, received_at, body) \
+                     VALUES (?1, 's1', ?2, 'track', ?3, '{}')",
+                    params![seq, id, Timestamp::from_unix_millis(ms).to_string()],
+                )
+                .unwrap();
+                let hash = i64::from_ne_bytes(key_hash("s1", id).to_ne_bytes());
+                conn.execute(
+                    "INSERT INTO dedupe VALUES (?1, ?2, ?3)",
+                    params![hash, seq, ms],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO messages (seq, source_id, message_id, type, received_at, body) \
+                 VALUES (4, 's1', 'c', 'track', ?1, '{}')",
+                params![received_at],
             )
             .unwrap();
         }
-        let log = open(&dir, DAY, 1);
+        let log = open(&dir, DAY, DEDUPE_FLUSH_ENTRIES);
         assert_eq!(count(&dir, "PRAGMA user_version"), events::SCHEMA_VERSION);
         assert_eq!(
             count(
                 &dir,
-                "SELECT count(*) FROM sqlite_master WHERE name = 'dedupe_received'"
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'dedupe%' \
+                 AND name != 'dedupe_meta'"
             ),
             0
         );
+        // The converted run (a, b; "old" expired) and the rebuilt memtable's (c).
+        assert_eq!(runs_of(&dir), (2, 3, 4));
         let again = log
-            .append(request(t0 + 1, vec![message("s1", "a")]))
+            .append(request(
+                t0 + 1,
+                ["a", "b", "c", "old", "new"]
+                    .into_iter()
+                    .map(|id| message("s1", id))
+                    .collect(),
+            ))
             .await
             .unwrap();
-        assert_eq!(again.duplicates, 1);
+        assert_eq!((again.stored, again.duplicates), (2, 3));
+        log.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn runs_are_merged_in_the_background_and_expired_ones_deleted() {
+        let dir = temp_dir("merge");
+        let t0 = now_ms();
+        // One entry per flush: every commit writes a run.
+        let log = open(&dir, DAY, 1);
+        for i in 0..40 {
+            let outcome = log
+                .append(request(t0 + i, vec![message("s1", &format!("m{i}"))]))
+                .await
+                .unwrap();
+            assert_eq!(outcome.stored, 1);
+        }
+        log.close().await.unwrap();
+        let (runs, entries, covered) = runs_of(&dir);
+        assert_eq!((entries, covered), (40, 40));
+        assert!(
+            runs < 20,
+            "{runs} runs: merges should have joined most of 40"
+        );
+        // Every id is still found, now through the merged runs.
+        let log = open(&dir, DAY, 1);
+        let again = log
+            .append(request(
+                t0 + 100,
+                (0..40).map(|i| message("s1", &format!("m{i}"))).collect(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!((again.stored, again.duplicates), (0, 40));
+        log.close().await.unwrap();
+
+        // Runs whose newest entry left the window are deleted whole.
+        let dir = temp_dir("expire");
+        let log = open(&dir, Duration::from_secs(1), 1);
+        let old = log
+            .append(request(t0 - 5_000, vec![message("s1", "old")]))
+            .await
+            .unwrap();
+        assert_eq!(old.stored, 1);
+        log.close().await.unwrap();
+        assert_eq!(runs_of(&dir), (0, 0, 0));
+    }
+
+    #[test]
+    fn merges_take_the_newest_runs_of_one_tier_within_a_quarter_of_the_window() {
+        assert_eq!(tier(1, 100), 0);
+        assert_eq!(tier(799, 100), 0);
+        assert_eq!(tier(800, 100), 1);
+        assert_eq!(tier(6_400, 100), 2);
+        let dir = temp_dir("due");
+        let run = |first: i64, n: u64, ms: i64| {
+            let entries = (0..n).map(|i| RunEntry {
+                hash: i,
+                seq: first + i as i64,
+                received_ms: ms,
+            });
+            Arc::new(Run::write(&dir, first, first + n as i64 - 1, entries).unwrap())
+        };
+        let mut runs: Vec<Arc<Run>> = (0..7).map(|i| run(i * 10 + 1, 2, 1_000 + i)).collect();
+        assert_eq!(merge_due(&runs, 10, 10_000), None);
+        runs.push(run(71, 2, 1_010));
+        assert_eq!(merge_due(&runs, 10, 10_000), Some(0));
+        // Too long a span for the window.
+        assert_eq!(merge_due(&runs, 10, 20), None);
+        // A bigger run in front is not part of the newest eight.
+        runs.insert(0, run(1_000_000, 100, 900));
+        assert_eq!(merge_due(&runs, 10, 10_000), Some(1));
+        // Mixed tiers among the newest eight: no merge.
+        runs.push(run(2_000_000, 100, 1_100));
+        assert_eq!(merge_due(&runs, 10, 10_000), None);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_run_is_rebuilt_from_the_log() {
+        let dir = temp_dir("damaged");
+        let t0 = now_ms();
+        let log = open(&dir, DAY, DEDUPE_FLUSH_ENTRIES);
+        log.append(request(t0, vec![message("s1", "a"), message("s1", "b")]))
+            .await
+            .unwrap();
+        log.close().await.unwrap();
+        let run = std::fs::read_dir(dir.join(DEDUPE_DIR))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let mut bytes = std::fs::read(&run).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&run, bytes).unwrap();
+        let log = open(&dir, DAY, DEDUPE_FLUSH_ENTRIES);
+        assert_eq!(runs_of(&dir), (1, 2, 2));
+        let again = log
+            .append(request(
+                t0 + 1,
+                vec![message("s1", "b"), message("s1", "a")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(again.duplicates, 2);
         log.close().await.unwrap();
     }
 
     #[test]
-    fn a_sweep_of_every_slice_prunes_exactly_the_expired_rows() {
-        let dir = temp_dir("prune");
+    fn a_hash_collision_in_a_run_never_makes_a_new_message_a_duplicate() {
+        let dir = temp_dir("collision");
         let conn = events::open_for_writing(&dir).unwrap();
-        let mut expect_kept = 0;
-        for i in 0..5_000_i64 {
-            let hash = stored_hash(key_hash("s1", &format!("id-{i}")));
-            let received_ms = if i % 3 == 0 { 1_000 } else { 9_000 };
-            expect_kept += i64::from(received_ms >= 5_000);
-            conn.execute(
-                "INSERT INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, ?3)",
-                params![hash, i, received_ms],
-            )
-            .unwrap();
-        }
-        // The extremes of the key space too.
-        for (hash, seq) in [
-            (i64::MIN, 10_000),
-            (i64::MAX, 10_001),
-            (-1, 10_002),
-            (0, 10_003),
-        ] {
-            conn.execute(
-                "INSERT INTO dedupe (hash, seq, received_ms) VALUES (?1, ?2, 1)",
-                params![hash, seq],
-            )
-            .unwrap();
-        }
-        let mut deleted = 0;
-        for slice in 0..PRUNE_SLICES {
-            deleted += prune_slice(&conn, slice, 5_000).unwrap();
-        }
-        assert_eq!(deleted as i64, 5_000 - expect_kept + 4);
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), expect_kept);
-        assert_eq!(count(&dir, "SELECT min(received_ms) FROM dedupe"), 9_000);
+        conn.execute(
+            "INSERT INTO messages (source_id, message_id, type, received_at, body) \
+             VALUES ('s1', 'stored', 'track', '2026-01-01T00:00:00.000Z', '{}')",
+            [],
+        )
+        .unwrap();
+        let runs_dir = dir.join(DEDUPE_DIR);
+        std::fs::create_dir_all(&runs_dir).unwrap();
+        // A run claiming that "new"'s hash was stored at seq 1 (where "stored" is).
+        let new = Keyed::new(Arc::from("s1"), "new".to_owned());
+        let stored = Keyed::new(Arc::from("s1"), "stored".to_owned());
+        let mut entries = vec![
+            RunEntry {
+                hash: new.hash,
+                seq: 1,
+                received_ms: 5,
+            },
+            RunEntry {
+                hash: stored.hash,
+                seq: 1,
+                received_ms: 7,
+            },
+        ];
+        entries.sort();
+        let run = Run::write(&runs_dir, 1, 1, entries).unwrap();
+        let mut dedupe = Dedupe {
+            memtable: KeyMap::default(),
+            flush_entries: 100,
+            first_unflushed: None,
+            bloom: Bloom::new(1 << 10),
+            flushing: Vec::new(),
+            covered: 1,
+            runs: Arc::new(RunSet {
+                dir: runs_dir,
+                runs: RwLock::new(vec![Arc::new(run)]),
+                written: AtomicI64::new(1),
+                closing: AtomicBool::new(false),
+            }),
+            jobs: None,
+            candidates: Vec::new(),
+        };
+        dedupe.bloom.insert(new.hash);
+        dedupe.bloom.insert(stored.hash);
+        assert_eq!(dedupe.lookup(&conn, &new).unwrap(), None);
+        assert_eq!(dedupe.lookup(&conn, &stored).unwrap(), Some(7));
+        // A flush in progress is looked up with its exact keys too.
+        dedupe.remember(
+            new.clone(),
+            Entry {
+                received_ms: 9,
+                seq: 2,
+            },
+        );
+        assert!(dedupe.freeze(2).is_some());
+        assert!(dedupe.memtable.is_empty());
+        assert_eq!(dedupe.lookup(&conn, &new).unwrap(), Some(9));
     }
 
     #[test]
@@ -1452,8 +1856,8 @@ mod tests {
             .unwrap();
         assert_eq!(outcome.stored, 2);
         assert_eq!(outcome.duplicates, 1);
-        // Still in the memtable: the commit wrote no dedupe row.
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 0);
+        // Still in the memtable: the commit wrote no run.
+        assert_eq!(runs_of(&dir), (0, 0, 0));
         let again = log
             .append(request(t0 + 1, vec![message("s1", "a")]))
             .await
@@ -1461,9 +1865,8 @@ mod tests {
         assert_eq!((again.stored, again.duplicates), (0, 1));
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 2);
-        // Close flushes the memtable and records the seq it covers.
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 2);
-        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 2);
+        // Close flushes the memtable into a run covering the log.
+        assert_eq!(runs_of(&dir), (1, 2, 2));
     }
 
     #[tokio::test]
@@ -1476,15 +1879,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(first.stored, 2);
-        // The group filled the memtable, so the writer froze it after answering, and the next
-        // commit wrote it into `dedupe` (a flush smaller than a chunk takes one commit).
+        // The group filled the memtable, so the writer froze it after answering and handed it
+        // to the flush thread; found there or in its run meanwhile.
         let flushed = log
             .append(request(t0 + 1, vec![message("s1", "c")]))
             .await
             .unwrap();
         assert_eq!(flushed.stored, 1);
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 2);
-        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 2);
         // "a" and "b" are found on disk, "c" in the memtable.
         let dup = log
             .append(request(
@@ -1496,65 +1897,18 @@ mod tests {
         assert_eq!((dup.stored, dup.duplicates), (0, 3));
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
-    }
-
-    #[test]
-    fn a_flush_is_written_in_chunks_and_moves_last_seq_with_the_last() {
-        let dir = temp_dir("chunks");
-        let conn = events::open_for_writing(&dir).unwrap();
-        let mut dedupe = Dedupe {
-            memtable: KeyMap::default(),
-            flush_entries: 100,
-            first_unflushed: None,
-            bloom: Bloom::new(1 << 10),
-            flushing: None,
-        };
-        let key = |id: &str| Keyed::new(Arc::from("s1"), id.to_owned());
-        for (i, id) in ["e", "a", "d", "b", "c"].into_iter().enumerate() {
-            // The message rows the entries point at, as the writer would have stored them.
-            conn.execute(
-                "INSERT INTO messages (source_id, message_id, type, received_at, body) \
-                 VALUES ('s1', ?1, 'track', '2026-01-01T00:00:00.000Z', '{}')",
-                params![id],
-            )
+        // After a reopen the memtable is empty: found in the runs alone.
+        assert_eq!(runs_of(&dir).2, 3);
+        let log = open(&dir, DAY, 2);
+        let dup = log
+            .append(request(
+                t0 + 3,
+                vec![message("s1", "b"), message("s1", "c"), message("s1", "a")],
+            ))
+            .await
             .unwrap();
-            let entry = Entry {
-                received_ms: 1_000 + i as i64,
-                seq: conn.last_insert_rowid(),
-            };
-            dedupe.remember(key(id), entry);
-        }
-        // Same source, another messageId that shares nothing: not found anywhere.
-        assert_eq!(dedupe.lookup(&conn, &key("zz")).unwrap(), None);
-        dedupe.freeze(&conn, Some(42)).unwrap();
-        assert!(dedupe.memtable.is_empty());
-        let dedupe_rows = || count(&dir, "SELECT count(*) FROM dedupe");
-        let last_seq = || count(&dir, "SELECT last_seq FROM dedupe_meta");
-        // Two chunks of two: last_seq stays until the last entry is written.
-        for (written, expect_rows) in [(2, 2), (4, 4)] {
-            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            let end = dedupe.write_chunk(&conn, 2).unwrap();
-            conn.execute_batch("COMMIT").unwrap();
-            assert_eq!(end, Some(written));
-            dedupe.advance(written);
-            assert_eq!(dedupe_rows(), expect_rows);
-            assert_eq!(last_seq(), 0);
-        }
-        // Every key is found meanwhile, written or not.
-        for id in ["a", "b", "c", "d", "e"] {
-            assert!(dedupe.lookup(&conn, &key(id)).unwrap().is_some(), "{id}");
-        }
-        assert_eq!(dedupe.lookup(&conn, &key("f")).unwrap(), None);
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let end = dedupe.write_chunk(&conn, 2).unwrap();
-        conn.execute_batch("COMMIT").unwrap();
-        assert_eq!(end, Some(5));
-        dedupe.advance(5);
-        assert!(dedupe.flushing.is_none());
-        assert_eq!((dedupe_rows(), last_seq()), (5, 42));
-        // Found on disk now, through the Bloom filter.
-        assert_eq!(dedupe.lookup(&conn, &key("e")).unwrap(), Some(1_000));
-        assert_eq!(dedupe.lookup(&conn, &key("a")).unwrap(), Some(1_001));
+        assert_eq!((dup.stored, dup.duplicates), (0, 3));
+        log.close().await.unwrap();
     }
 
     #[tokio::test]
@@ -1570,15 +1924,11 @@ mod tests {
         .await
         .unwrap();
         log.close().await.unwrap();
-        // The state a kill -9 before any flush leaves: messages committed, index empty.
-        {
-            let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
-            conn.execute_batch("DELETE FROM dedupe; UPDATE dedupe_meta SET last_seq = 0;")
-                .unwrap();
-        }
-        // A small flush size makes the rebuild flush in steps.
+        // The state a kill -9 before any flush leaves: messages committed, no run.
+        runs::clear_dir(&dir.join(DEDUPE_DIR)).unwrap();
+        // A small flush size makes the rebuild flush in steps: 2, 2, then the last 1.
         let log = open(&dir, DAY, 2);
-        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 4);
+        assert_eq!(runs_of(&dir), (3, 5, 5));
         let outcome = log
             .append(request(
                 t0 + 1_000,
@@ -1589,8 +1939,7 @@ mod tests {
         assert_eq!((outcome.stored, outcome.duplicates), (1, 2));
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 6);
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 6);
-        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 6);
+        assert_eq!((runs_of(&dir).1, runs_of(&dir).2), (6, 6));
     }
 
     #[tokio::test]
@@ -1620,6 +1969,9 @@ mod tests {
             .unwrap();
         assert_eq!((outcome.stored, outcome.duplicates), (2, 0));
         log.close().await.unwrap();
-        assert_eq!(count(&dir, "SELECT count(*) FROM dedupe"), 0);
+        assert!(!dir.join(DEDUPE_DIR).exists());
+        // Each open without dedupe moves the index's floor to the log's end.
+        open(&dir, Duration::ZERO, 1).close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT last_seq FROM dedupe_meta"), 2);
     }
 }
