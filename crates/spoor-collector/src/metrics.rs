@@ -11,14 +11,9 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use spoor_store::AppendRequest;
+use spoor_store::{AppendRequest, Histogram};
 
 use crate::AppState;
-
-/// Upper bounds of the commit latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
-];
 
 /// The collector's counters.
 #[derive(Debug, Default)]
@@ -28,9 +23,7 @@ pub struct Metrics {
     duplicates: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
     bytes: AtomicU64,
-    commit_buckets: [AtomicU64; BUCKETS.len()],
-    commit_count: AtomicU64,
-    commit_micros: AtomicU64,
+    commit: Histogram,
     connections: AtomicU64,
 }
 
@@ -71,15 +64,7 @@ impl Metrics {
 
     /// Records the time one append took to become durable.
     pub fn record_commit(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                self.commit_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.commit_count.fetch_add(1, Ordering::Relaxed);
-        self.commit_micros
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.commit.record(elapsed);
     }
 
     /// A connection opened (`+1`) or closed (`-1`).
@@ -150,30 +135,22 @@ pub async fn render(State(state): State<AppState>) -> Response {
         "spoor_request_bytes_total {}",
         m.bytes.load(Ordering::Relaxed)
     );
-    let _ = writeln!(
-        out,
-        "# HELP spoor_commit_latency_seconds Time from handing a request to the log to its durable commit."
+    m.commit.snapshot().write_prometheus(
+        &mut out,
+        "spoor_commit_latency_seconds",
+        "Time from handing a request to the log to its durable commit.",
     );
-    let _ = writeln!(out, "# TYPE spoor_commit_latency_seconds histogram");
-    for (i, bound) in BUCKETS.iter().enumerate() {
-        let n = m.commit_buckets[i].load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "spoor_commit_latency_seconds_bucket{{le=\"{bound}\"}} {n}"
-        );
-    }
-    let count = m.commit_count.load(Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "spoor_commit_latency_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(
-        out,
-        "spoor_commit_latency_seconds_sum {}",
-        m.commit_micros.load(Ordering::Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(out, "spoor_commit_latency_seconds_count {count}");
     let stats = state.log.stats();
+    stats.write_time.write_prometheus(
+        &mut out,
+        "spoor_log_write_seconds",
+        "Time the log writer spent writing and committing one group (its requests wait meanwhile).",
+    );
+    stats.sync_time.write_prometheus(
+        &mut out,
+        "spoor_log_fsync_seconds",
+        "Time one fsync of the log took (every acknowledgement waits for one).",
+    );
     let _ = writeln!(
         out,
         "# HELP spoor_log_commits_total Transactions committed by the log writer (each is one fsync)."

@@ -14,6 +14,7 @@
 pub mod error;
 pub mod events;
 pub mod files;
+pub mod histogram;
 pub mod log;
 pub mod meta;
 pub mod query;
@@ -24,6 +25,7 @@ pub mod writer;
 pub use error::StoreError;
 pub use events::EventReader;
 pub use files::limit_sqlite_heap;
+pub use histogram::Histogram;
 pub use log::{LogEntry, LogSource};
 pub use meta::{FirstRun, KeySnapshot, MetaStore, Role, Source, SourceUpdate, Token, Workspace};
 pub use query::{Cell, QueryResult, run_query, run_query_with};

@@ -94,6 +94,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::events;
+use crate::histogram::{Histogram, Snapshot};
 use crate::runs::{self, Run, RunEntry};
 
 /// A boxed future, so [`MessageLog`] can be used as a trait object.
@@ -191,6 +192,10 @@ pub struct AppendOutcome {
 /// Counters of the writer, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogStats {
+    /// How long the writer took to write and commit each group (empty for the null log).
+    pub write_time: Snapshot,
+    /// How long each fsync making commits durable took (empty for the null log).
+    pub sync_time: Snapshot,
     /// Transactions committed.
     pub commits: u64,
     /// Requests answered.
@@ -249,6 +254,7 @@ impl MessageLog for NullLog {
             commits: requests,
             requests,
             failures: 0,
+            ..LogStats::default()
         }
     }
 
@@ -289,6 +295,8 @@ struct Shared {
     requests: AtomicU64,
     failures: AtomicU64,
     healthy: AtomicBool,
+    write_time: Histogram,
+    sync_time: Histogram,
 }
 
 /// The SQLite message log: one writer thread with group commit (see the module docs).
@@ -412,6 +420,8 @@ impl SqliteLog {
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            write_time: Histogram::new(),
+            sync_time: Histogram::new(),
         });
         let (unsynced, groups) = std::sync::mpsc::channel();
         let wal = WalFile {
@@ -504,6 +514,8 @@ impl MessageLog for SqliteLog {
 
     fn stats(&self) -> LogStats {
         LogStats {
+            write_time: self.shared.write_time.snapshot(),
+            sync_time: self.shared.sync_time.snapshot(),
             commits: self.shared.commits.load(Ordering::Relaxed),
             requests: self.shared.requests.load(Ordering::Relaxed),
             failures: self.shared.failures.load(Ordering::Relaxed),
@@ -588,7 +600,10 @@ fn sync_loop(mut wal: WalFile, groups: std::sync::mpsc::Receiver<Unsynced>, shar
         while let Ok(more) = groups.try_recv() {
             answers.extend(more);
         }
-        match wal.sync() {
+        let started = Instant::now();
+        let synced = wal.sync();
+        shared.sync_time.record(started.elapsed());
+        match synced {
             Ok(()) => {
                 for (reply, outcome) in answers {
                     let _ = reply.send(Ok(outcome));
@@ -1247,7 +1262,9 @@ impl Writer {
             }
             self.shared.depth.fetch_sub(group.len(), Ordering::Relaxed);
             outcomes.clear();
+            let started = Instant::now();
             let result = self.write_group(&group, &mut outcomes);
+            self.shared.write_time.record(started.elapsed());
             self.shared
                 .requests
                 .fetch_add(group.len() as u64, Ordering::Relaxed);

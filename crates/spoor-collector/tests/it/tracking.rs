@@ -646,8 +646,22 @@ async fn health_and_metrics() {
         "spoor_request_bytes_total",
         "spoor_queue_depth 0",
         "spoor_log_commits_total",
+        "spoor_log_write_seconds_bucket{le=\"+Inf\"}",
+        "spoor_log_fsync_seconds_bucket{le=\"0.001\"}",
     ] {
         assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
+    }
+    // The accepted message was written in a group and made durable by an fsync: both timed.
+    for histogram in [
+        "spoor_log_write_seconds_count",
+        "spoor_log_fsync_seconds_count",
+    ] {
+        let count: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(histogram))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {histogram}:\n{metrics}"));
+        assert!(count >= 1, "{histogram} {count}");
     }
 }
 
