@@ -214,7 +214,14 @@ impl SqliteStore {
     }
 }
 
-fn insert_rows(tx: &Connection, rows: &TableRows, tail: &str) -> Result<(), WarehouseError> {
+/// Inserts rows. With `duplicates`, a row refused by the table's `id` primary key is a
+/// message already loaded: [`WarehouseError::AlreadyLoaded`].
+fn insert_rows(
+    tx: &Connection,
+    rows: &TableRows,
+    tail: &str,
+    duplicates: bool,
+) -> Result<(), WarehouseError> {
     if rows.rows.is_empty() {
         return Ok(());
     }
@@ -225,10 +232,39 @@ fn insert_rows(tx: &Connection, rows: &TableRows, tail: &str) -> Result<(), Ware
         marks.join(", ")
     );
     let mut stmt = tx.prepare_cached(&sql)?;
+    let id_at = rows.columns.iter().position(|c| c == "id");
     for row in &rows.rows {
-        stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+        match stmt.execute(rusqlite::params_from_iter(row.iter())) {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if duplicates
+                    && (err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                        || err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) =>
+            {
+                let id = match id_at.and_then(|i| row.get(i)) {
+                    Some(Cell::Text(id)) => id.clone(),
+                    _ => String::new(),
+                };
+                return Err(WarehouseError::AlreadyLoaded {
+                    table: rows.table.clone(),
+                    id,
+                });
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
     Ok(())
+}
+
+/// Whether `id` is the primary key of `table` (every message table spoor creates on SQLite).
+fn id_is_key(tx: &Connection, table: &str) -> Result<bool, WarehouseError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT count(*) = 1 AND sum(name = 'id' AND pk = 1) = 1 \
+         FROM pragma_table_info(?1) WHERE pk > 0",
+    )?;
+    Ok(stmt
+        .query_row([table], |row| row.get::<_, Option<bool>>(0))?
+        .unwrap_or(false))
 }
 
 /// Applies a plan in the open transaction (begun here when there is none), then commits
@@ -251,7 +287,17 @@ fn apply_plan(conn: &mut Connection, plan: Plan) -> Result<(), WarehouseError> {
 }
 
 fn write_plan(tx: &Connection, plan: &Plan) -> Result<(), WarehouseError> {
+    // Ids planned as new (the pipelined catch-up) are checked by the `id` primary key of their
+    // table as their rows are inserted, in the same descent of the index as the insert: a
+    // lookup of each first cost a second random page read per message with random UUIDs (the
+    // insert came after every other lookup of the batch, when the page had left the cache).
+    // A table without that key (spoor creates none) is checked by lookups.
+    let mut keyed: Vec<&str> = Vec::new();
     for (table, ids) in &plan.fresh {
+        if id_is_key(tx, table)? {
+            keyed.push(table);
+            continue;
+        }
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT 1 FROM {} WHERE \"id\" = ?1",
             crate::dialect::quote(table)
@@ -269,17 +315,17 @@ fn write_plan(tx: &Connection, plan: &Plan) -> Result<(), WarehouseError> {
         tx.execute_batch(ddl)?;
     }
     for rows in &plan.inserts {
-        insert_rows(tx, rows, "")?;
+        insert_rows(tx, rows, "", keyed.contains(&rows.table.as_str()))?;
     }
     for rows in &plan.upserts {
-        insert_rows(tx, rows, &upsert_tail(&rows.table, &rows.columns))?;
+        insert_rows(tx, rows, &upsert_tail(&rows.table, &rows.columns), false)?;
     }
     for rows in &plan.rollups {
-        insert_rows(tx, rows, rollup_tail(&rows.table))?;
+        insert_rows(tx, rows, rollup_tail(&rows.table), false)?;
     }
     for op in &plan.identity {
         match op {
-            IdentityOp::SetTraits(rows) => insert_rows(tx, rows, TRAITS_TAIL)?,
+            IdentityOp::SetTraits(rows) => insert_rows(tx, rows, TRAITS_TAIL, false)?,
             IdentityOp::Repoint { from, to } => {
                 for sql in repoint_sql(&plan.profile_tables, from, to) {
                     tx.execute_batch(&sql)?;
@@ -342,5 +388,91 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{INTERNAL_TABLES, internal_ddl};
+
+    /// A warehouse with its internal tables and a `tracks` table, its `id` the primary key or
+    /// not.
+    fn warehouse(id_key: bool) -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        for table in INTERNAL_TABLES {
+            for ddl in internal_ddl(Dialect::Sqlite, table) {
+                conn.execute_batch(&ddl).expect("ddl");
+            }
+        }
+        let key = if id_key { " PRIMARY KEY" } else { "" };
+        conn.execute_batch(&format!("CREATE TABLE tracks (id TEXT{key}, event TEXT)"))
+            .expect("tracks");
+        conn
+    }
+
+    /// A pipelined plan: rows for `ids` in `tracks`, planned as new.
+    fn plan(ids: &[&str], checkpoint: i64, keep_open: bool) -> Plan {
+        let mut rows = TableRows::with_columns("tracks", &["id", "event"]);
+        for id in ids {
+            rows.push_row(vec![
+                Cell::Text((*id).to_owned()),
+                Cell::Text("E".to_owned()),
+            ]);
+        }
+        Plan {
+            inserts: vec![rows],
+            fresh: vec![(
+                "tracks".to_owned(),
+                ids.iter().map(|id| (*id).to_owned()).collect(),
+            )],
+            checkpoint,
+            keep_open,
+            ..Plan::default()
+        }
+    }
+
+    fn state(conn: &Connection) -> (i64, String) {
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM tracks", [], |r| r.get(0))
+            .expect("count");
+        let checkpoint: String = conn
+            .query_row(
+                "SELECT value FROM warehouse_state WHERE key = 'checkpoint'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("checkpoint");
+        (rows, checkpoint)
+    }
+
+    #[test]
+    fn a_plan_with_a_loaded_id_is_refused_and_its_transaction_rolled_back() {
+        // With the `id` key the insert refuses the duplicate; without it, a lookup does.
+        for id_key in [true, false] {
+            let mut conn = warehouse(id_key);
+            apply_plan(&mut conn, plan(&["a", "b"], 1, false)).expect("first plan");
+            // A plan that keeps the transaction open, then one with a loaded id: both go.
+            apply_plan(&mut conn, plan(&["c"], 2, true)).expect("kept open");
+            let err = apply_plan(&mut conn, plan(&["d", "a"], 3, false)).expect_err("refused");
+            match err {
+                WarehouseError::AlreadyLoaded { table, id } => {
+                    assert_eq!((table.as_str(), id.as_str()), ("tracks", "a"), "{id_key}");
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(conn.is_autocommit(), "rolled back");
+            assert_eq!(state(&conn), (2, "1".to_owned()), "id key: {id_key}");
+            // The new ids load afterwards.
+            apply_plan(&mut conn, plan(&["c", "d"], 3, false)).expect("new ids");
+            assert_eq!(state(&conn), (4, "3".to_owned()), "id key: {id_key}");
+        }
+    }
+
+    #[test]
+    fn the_id_key_is_recognized() {
+        assert!(id_is_key(&warehouse(true), "tracks").expect("key"));
+        assert!(!id_is_key(&warehouse(false), "tracks").expect("no key"));
+        assert!(!id_is_key(&warehouse(true), "missing").expect("no table"));
     }
 }
