@@ -2,8 +2,9 @@
 //! and applied by a backend in one transaction.
 //!
 //! A backend applies, in this order: first it checks that no id in `fresh` is loaded (and
-//! fails with [`crate::WarehouseError::AlreadyLoaded`], changing nothing, when one is);
-//! `ddl`; `inserts` (plain inserts: the loader has already removed messages whose id is
+//! fails with [`crate::WarehouseError::AlreadyLoaded`], rolling the open transaction back,
+//! when one is; SQLite leaves the check to the message tables' `id` primary key as it inserts
+//! their rows); `ddl`; `inserts` (plain inserts: the loader has already removed messages whose id is
 //! loaded); `rollups` (`event_days` counts added, `profile_days`
 //! rows kept once); `upserts` (`users` and `accounts`: a column that is
 //! NULL in the new row keeps its old value); `identity` operations in order; the checkpoint;
