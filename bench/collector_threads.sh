@@ -2,7 +2,8 @@
 # CPU time per thread of `spoor serve` under one load-generator run: for comparing builds when
 # the machine is too busy for throughput figures (a thread's CPU per message is steadier than
 # messages/s). Prints each thread name's user+system ticks (1/100 s), the server's peak RSS
-# (VmHWM, kB) and the load generator's result.
+# (VmHWM, kB), the load generator's result, and the log's write and fsync time histograms
+# from /metrics (where a slow disk shows).
 #
 # Usage: bench/collector_threads.sh [serve args...]
 #   SPOOR=path LOADGEN=path MODE=batch|single DURATION=10 CONNECTIONS=64 RATE=msgs/s (open loop)
@@ -31,5 +32,6 @@ done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort -k2 -nr
 echo "peak_rss_kb $(awk '/VmHWM/ {print $2}' "/proc/$PID/status")"
 cat "$data.out"
 echo
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^spoor_log_(write|fsync)_seconds_(bucket|count)' || true
 kill -TERM "$PID"
 wait "$PID" || true

@@ -276,6 +276,20 @@ impl MessageLog for NullLog {
 pub struct SqliteLogConfig {
     /// How long a messageId is remembered per source; zero turns deduplication off.
     pub dedupe_window: Duration,
+    /// Ids kept in memory before they are written as a run (at least 1): more means fewer,
+    /// larger runs for more memory (about 100 bytes per id, twice over while a run is
+    /// written). [`DEDUPE_FLUSH_ENTRIES`] by default.
+    pub dedupe_memtable: usize,
+}
+
+impl SqliteLogConfig {
+    /// The defaults with this dedupe window.
+    pub fn with_window(dedupe_window: Duration) -> SqliteLogConfig {
+        SqliteLogConfig {
+            dedupe_window,
+            dedupe_memtable: DEDUPE_FLUSH_ENTRIES,
+        }
+    }
 }
 
 enum Job {
@@ -340,15 +354,7 @@ impl SqliteLog {
     /// Opens (creating when missing) `DIR/events.db`, rebuilds the dedupe memtable from the
     /// messages not yet in the `dedupe` index, and starts the writer thread.
     pub fn open(dir: &Path, config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
-        SqliteLog::open_with_flush_entries(dir, config, DEDUPE_FLUSH_ENTRIES)
-    }
-
-    /// [`SqliteLog::open`] with another memtable flush size (at least 1): for tests and tuning.
-    pub fn open_with_flush_entries(
-        dir: &Path,
-        config: SqliteLogConfig,
-        flush_entries: usize,
-    ) -> Result<SqliteLog, StoreError> {
+        let flush_entries = config.dedupe_memtable;
         let conn = events::open_for_writing(dir)?;
         // The syncer makes each commit durable before it is acknowledged (module docs).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -1483,12 +1489,12 @@ mod tests {
     }
 
     fn open(dir: &Path, window: Duration, flush_entries: usize) -> SqliteLog {
-        SqliteLog::open_with_flush_entries(
+        SqliteLog::open(
             dir,
             SqliteLogConfig {
                 dedupe_window: window,
+                dedupe_memtable: flush_entries,
             },
-            flush_entries,
         )
         .unwrap()
     }

@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// 7d; 0 turns deduplication off [default: 24h].
     #[arg(long, env = "SPOOR_DEDUPE_WINDOW", value_name = "DURATION")]
     pub dedupe_window: Option<String>,
+    /// messageIds kept in memory before they are written to the on-disk dedupe index as one
+    /// run: more means fewer files and merges for more memory (about 100 bytes per id)
+    /// [default: 25000].
+    #[arg(long, env = "SPOOR_DEDUPE_MEMTABLE", value_name = "IDS")]
+    pub dedupe_memtable: Option<usize>,
     /// A proxy (address or CIDR range) whose X-Forwarded-For header is believed for
     /// context.ip. Repeat or separate with commas.
     #[arg(
@@ -125,6 +130,7 @@ struct FileConfig {
     listen: Option<String>,
     data: Option<PathBuf>,
     dedupe_window: Option<String>,
+    dedupe_memtable: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
     public_url: Option<String>,
     store: Option<StoreKind>,
@@ -141,6 +147,7 @@ struct Settings {
     listen: String,
     data: PathBuf,
     dedupe_window: Duration,
+    dedupe_memtable: usize,
     store: StoreKind,
     log_format: LogFormat,
     server: ServerConfig,
@@ -205,6 +212,11 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         Some(text) => parse_duration("--dedupe-window", &text)?,
         None => Duration::from_secs(24 * 3600),
     };
+    let dedupe_memtable = match args.dedupe_memtable.or(file.dedupe_memtable) {
+        Some(0) => return Err(Exit::bad_input("--dedupe-memtable: must be at least 1")),
+        Some(ids) => ids,
+        None => spoor_store::writer::DEDUPE_FLUSH_ENTRIES,
+    };
     let proxies = args
         .trusted_proxy
         .or(file.trusted_proxies)
@@ -255,6 +267,7 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
         listen,
         data,
         dedupe_window,
+        dedupe_memtable,
         store: args.store.or(file.store).unwrap_or(StoreKind::Sqlite),
         log_format: args
             .log_format
@@ -350,6 +363,7 @@ pub async fn run(args: ServeArgs, global: &Global) -> anyhow::Result<ExitCode> {
                 &settings.data,
                 SqliteLogConfig {
                     dedupe_window: settings.dedupe_window,
+                    dedupe_memtable: settings.dedupe_memtable,
                 },
             )
             .context("cannot open events.db")?,

@@ -1,8 +1,8 @@
 //! Crash safety of `spoor serve`: concurrent senders post batches while the server is killed
 //! with SIGKILL at random moments and restarted on the same data directory. Every message that
 //! got a 200 must be in `messages` afterwards, exactly once; messages whose request failed are
-//! sent again after the last restart (dedupe by messageId makes that safe), and then every
-//! message must be there exactly once.
+//! sent again after the last restart (dedupe by messageId makes that safe), and so are the
+//! acknowledged ones, and then every message must be there exactly once.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
@@ -18,6 +18,10 @@ const SENDERS: usize = 6;
 const BATCH: usize = 20;
 /// SIGKILLs during the run.
 const KILLS: usize = 5;
+/// A small dedupe memtable, so the dedupe index's runs are written and merged all the time
+/// and the kills land in the middle of that too (the default holds 25,000 ids, more than
+/// this test sends).
+const SERVE_ARGS: &[&str] = &["--dedupe-memtable", "40"];
 
 /// What one sender saw.
 #[derive(Debug, Default)]
@@ -30,7 +34,7 @@ struct Sent {
 fn acknowledged_messages_survive_sigkill_exactly_once() {
     let started = Instant::now();
     let data = TestDir::new("crash");
-    let mut server = Server::start(data.path());
+    let mut server = Server::start_with(data.path(), SERVE_ARGS);
     let write_key = server.write_key.clone();
     let base_url = Arc::new(RwLock::new(server.url()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,10 +102,17 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
         acknowledged.len()
     );
 
-    // Sending the unacknowledged ones again makes every message present exactly once.
+    // Sending the unacknowledged ones again makes every message present exactly once; sending
+    // the acknowledged ones again stores nothing (they are found in the dedupe index's runs,
+    // written, merged and reloaded across the kills).
     let url = server.url();
+    let again: Vec<String> = unacknowledged
+        .iter()
+        .chain(&acknowledged)
+        .cloned()
+        .collect();
     runtime.block_on(async {
-        for chunk in unacknowledged.chunks(BATCH) {
+        for chunk in again.chunks(BATCH) {
             let mut tries = 0;
             loop {
                 match post_batch(&client, &url, &write_key, chunk).await {
@@ -126,6 +137,17 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
     );
     assert_eq!(distinct, all as i64, "every message sent is stored");
     assert_eq!(total, all as i64, "and none twice");
+    let runs = std::fs::read_dir(data.path().join("dedupe"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|f| f.file_name().to_string_lossy().ends_with(".dr"))
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(
+        runs > 0,
+        "the dedupe index wrote no run: the test did not exercise it"
+    );
     println!(
         "crash test: {} acknowledged, {} resent, {KILLS} kills, {:?}",
         acknowledged.len(),
@@ -139,13 +161,13 @@ fn acknowledged_messages_survive_sigkill_exactly_once() {
 fn restart(data: &std::path::Path, listen: &str, write_key: &str) -> Server {
     let mut last_error = String::new();
     for _ in 0..10 {
-        match Server::restart(data, listen, write_key) {
+        match Server::restart_with(data, listen, write_key, SERVE_ARGS) {
             Ok(server) => return server,
             Err(err) => last_error = err,
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Server::restart(data, "127.0.0.1:0", write_key)
+    Server::restart_with(data, "127.0.0.1:0", write_key, SERVE_ARGS)
         .unwrap_or_else(|err| panic!("restart failed: {err}\nbefore: {last_error}"))
 }
 

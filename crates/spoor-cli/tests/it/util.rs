@@ -127,17 +127,33 @@ impl Server {
     /// Starts `spoor serve --data DATA --listen 127.0.0.1:0` on an empty data directory and
     /// waits until it printed its address and write key.
     pub fn start(data: &Path) -> Self {
-        Self::spawn(data, "127.0.0.1:0", None).unwrap_or_else(|err| panic!("{err}"))
+        Self::start_with(data, &[])
     }
 
-    /// Starts the server again on a data directory that already holds `write_key`, on `listen`
-    /// (for example the previous address, to keep clients' URLs valid). Fails with what the
-    /// server printed when it exits before listening (for example when the port is taken).
-    pub fn restart(data: &Path, listen: &str, write_key: &str) -> Result<Self, String> {
-        Self::spawn(data, listen, Some(write_key.to_owned()))
+    /// [`Server::start`] with extra arguments for `spoor serve`.
+    pub fn start_with(data: &Path, args: &[&str]) -> Self {
+        Self::spawn(data, "127.0.0.1:0", None, args).unwrap_or_else(|err| panic!("{err}"))
     }
 
-    fn spawn(data: &Path, listen: &str, write_key: Option<String>) -> Result<Self, String> {
+    /// Starts the server again (with extra arguments for `spoor serve`) on a data directory
+    /// that already holds `write_key`, on `listen` (for example the previous address, to keep
+    /// clients' URLs valid). Fails with what the server printed when it exits before
+    /// listening (for example when the port is taken).
+    pub fn restart_with(
+        data: &Path,
+        listen: &str,
+        write_key: &str,
+        args: &[&str],
+    ) -> Result<Self, String> {
+        Self::spawn(data, listen, Some(write_key.to_owned()), args)
+    }
+
+    fn spawn(
+        data: &Path,
+        listen: &str,
+        write_key: Option<String>,
+        args: &[&str],
+    ) -> Result<Self, String> {
         let mut command = spoor();
         command
             .arg("serve")
@@ -146,6 +162,7 @@ impl Server {
             .arg(data)
             .arg("--listen")
             .arg(listen)
+            .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -54,15 +54,8 @@ impl TestServer {
         let dir = TestDir::new(name);
         let mut meta = MetaStore::open(dir.path()).unwrap();
         let first = meta.bootstrap().unwrap().unwrap();
-        let log: Arc<dyn MessageLog> = Arc::new(
-            SqliteLog::open(
-                dir.path(),
-                SqliteLogConfig {
-                    dedupe_window: window,
-                },
-            )
-            .unwrap(),
-        );
+        let log: Arc<dyn MessageLog> =
+            Arc::new(SqliteLog::open(dir.path(), SqliteLogConfig::with_window(window)).unwrap());
         let keys = KeyRing::watch(dir.path().to_path_buf()).unwrap();
         let state = AppState::new(
             Arc::clone(&log),
