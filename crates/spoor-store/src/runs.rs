@@ -247,10 +247,24 @@ impl Run {
         last_seq: i64,
         entries: impl IntoIterator<Item = RunEntry>,
     ) -> Result<Run, StoreError> {
+        Run::write_checked(dir, first_seq, last_seq, entries, || Ok(()))
+    }
+
+    /// [`Run::write`], with `check` called once the entries are written and synced and before
+    /// the run is renamed into place: an error from it leaves no run behind (a merge whose
+    /// input failed mid-way must not replace its inputs with a short run).
+    fn write_checked(
+        dir: &Path,
+        first_seq: i64,
+        last_seq: i64,
+        entries: impl IntoIterator<Item = RunEntry>,
+        check: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<Run, StoreError> {
         let name = run_name(first_seq, last_seq);
         let path = dir.join(&name);
         let temp = dir.join(format!(".{name}.tmp"));
         let result = Run::write_temp(&temp, first_seq, last_seq, entries).and_then(|mut run| {
+            check()?;
             std::fs::rename(&temp, &path).map_err(|e| io_error("rename into place", &path, e))?;
             sync_dir(dir)?;
             run.path = path.clone();
@@ -417,7 +431,7 @@ pub fn merge(dir: &Path, runs: &[&Run], cutoff_ms: i64) -> Result<Run, StoreErro
     for input in &mut inputs {
         heads.push(input.next_entry()?);
     }
-    let mut failure = None;
+    let failure = std::cell::RefCell::new(None);
     let merged = std::iter::from_fn(|| {
         loop {
             let (index, entry) = heads
@@ -428,7 +442,7 @@ pub fn merge(dir: &Path, runs: &[&Run], cutoff_ms: i64) -> Result<Run, StoreErro
             match inputs[index].next_entry() {
                 Ok(next) => heads[index] = next,
                 Err(err) => {
-                    failure = Some(err);
+                    *failure.borrow_mut() = Some(err);
                     return None;
                 }
             }
@@ -437,14 +451,9 @@ pub fn merge(dir: &Path, runs: &[&Run], cutoff_ms: i64) -> Result<Run, StoreErro
             }
         }
     });
-    let run = Run::write(dir, first_seq, last_seq, merged);
-    if let Some(err) = failure {
-        if let Ok(run) = &run {
-            let _ = std::fs::remove_file(&run.path);
-        }
-        return Err(err);
-    }
-    run
+    Run::write_checked(dir, first_seq, last_seq, merged, || {
+        failure.borrow_mut().take().map_or(Ok(()), Err)
+    })
 }
 
 /// The valid runs of `dir` (created 0700 when missing), oldest first, each entry's hash
@@ -606,6 +615,23 @@ mod tests {
         let runs = open_dir(&dir, |_| {}).unwrap();
         assert_eq!(runs.len(), 2);
         assert!(!dir.join(".run-x.dr.tmp").exists());
+    }
+
+    #[test]
+    fn a_merge_whose_input_fails_leaves_no_run() {
+        let dir = temp_dir("merge-fails");
+        let a = Run::write(&dir, 1, 300, entries(&(0..300).collect::<Vec<_>>(), 1, 0)).unwrap();
+        let b = Run::write(&dir, 301, 301, entries(&[7], 301, 0)).unwrap();
+        // `a` loses its tail on disk after it was opened: the merge reads past the end.
+        let bytes = std::fs::read(a.path()).unwrap();
+        std::fs::write(a.path(), &bytes[..bytes.len() - 10 * ENTRY_BYTES]).unwrap();
+        assert!(merge(&dir, &[&a, &b], 0).is_err());
+        assert!(!dir.join(run_name(1, 301)).exists());
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]
