@@ -42,7 +42,7 @@
 //!    from the runs on open and with each commit's keys) says the key may be there:
 //!    - the memtable: an in-memory map of the messages committed since the last flush;
 //!    - the flushes being written (a binary search each);
-//!    - the runs, newest last: one block read (`pread`) per run, each hit checked against
+//!    - the runs: one block read (`pread`) per run, each hit checked against
 //!      the exact text in `messages`, so a hash collision never makes a new message a
 //!      duplicate.
 //!
@@ -351,8 +351,9 @@ impl std::fmt::Debug for SqliteLog {
 }
 
 impl SqliteLog {
-    /// Opens (creating when missing) `DIR/events.db`, rebuilds the dedupe memtable from the
-    /// messages not yet in the `dedupe` index, and starts the writer thread.
+    /// Opens (creating when missing) `DIR/events.db`, loads the dedupe index's runs from
+    /// `DIR/dedupe/`, rebuilds the memtable from the messages after them, and starts the
+    /// writer thread (and the syncer, checkpoint, flush and merge threads).
     pub fn open(dir: &Path, config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
         let flush_entries = config.dedupe_memtable;
         let conn = events::open_for_writing(dir)?;
@@ -1206,7 +1207,8 @@ fn merge_loop(
         for run in expired {
             let _ = std::fs::remove_file(run.path());
         }
-        loop {
+        // At close the merges wait for the next start: only the flushes must finish.
+        while !set.closing.load(Ordering::Relaxed) {
             let inputs: Vec<Arc<Run>> = {
                 let runs = set.runs.read().unwrap_or_else(|p| p.into_inner());
                 match merge_due(&runs, flush_entries, window_ms) {
@@ -1681,6 +1683,17 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(outcome.stored, 1);
+        }
+        // Merges run in the background (and stop at close): wait for them.
+        let run_files = || {
+            std::fs::read_dir(dir.join(DEDUPE_DIR))
+                .unwrap()
+                .filter(|f| f.as_ref().unwrap().path().extension() == Some("dr".as_ref()))
+                .count()
+        };
+        let waited = Instant::now();
+        while run_files() >= 20 && waited.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         log.close().await.unwrap();
         let (runs, entries, covered) = runs_of(&dir);
