@@ -1530,6 +1530,15 @@ mod tests {
     }
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// `messages` and `discards` as every schema before 5 created them.
+    const OLD_LOG_TABLES: &str = "
+        CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
+            message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT,
+            event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
+        CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT,
+            received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL,
+            body TEXT NOT NULL);";
+
     #[tokio::test]
     async fn a_schema_2_log_is_upgraded_and_its_ids_still_deduplicated() {
         let dir = temp_dir("upgrade");
@@ -1539,14 +1548,9 @@ mod tests {
         {
             // events.db as schema 2 left it: text-keyed `dedupe`, one id flushed there.
             let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+            conn.execute_batch(OLD_LOG_TABLES).unwrap();
             conn.execute_batch(
-                "CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL, \
-                 message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT, \
-                 event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
-                 CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT, \
-                 received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL, \
-                 body TEXT NOT NULL);
-                 CREATE TABLE dedupe (source_id TEXT NOT NULL, message_id TEXT NOT NULL, \
+                "CREATE TABLE dedupe (source_id TEXT NOT NULL, message_id TEXT NOT NULL, \
                  received_ms INTEGER NOT NULL, PRIMARY KEY (source_id, message_id)) WITHOUT ROWID;
                  CREATE INDEX dedupe_received ON dedupe(received_ms);
                  CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
@@ -1608,14 +1612,9 @@ mod tests {
             // events.db as schema 3 left it: `dedupe` keyed by hash, with its received index;
             // "a" and "b" flushed there, "c" not yet, "old" flushed but out of the window.
             let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+            conn.execute_batch(OLD_LOG_TABLES).unwrap();
             conn.execute_batch(
-                "CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL, \
-                 message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT, \
-                 event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
-                 CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT, \
-                 received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL, \
-                 body TEXT NOT NULL);
-                 CREATE TABLE dedupe (hash INTEGER NOT NULL, seq INTEGER NOT NULL, \
+                "CREATE TABLE dedupe (hash INTEGER NOT NULL, seq INTEGER NOT NULL, \
                  received_ms INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
                  CREATE INDEX dedupe_received ON dedupe(received_ms);
                  CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
