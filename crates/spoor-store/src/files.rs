@@ -83,6 +83,18 @@ pub fn limit_sqlite_heap(bytes: i64) -> Result<i64, StoreError> {
     Ok(previous)
 }
 
+/// A new, empty directory under the system's temporary directory for one test, named
+/// `spoor-{module}-{name}-{random}`.
+#[cfg(test)]
+pub(crate) fn test_dir(module: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "spoor-{module}-{name}-{}",
+        crate::secret::random_base62(8).unwrap()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -700,12 +700,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "spoor-meta-{name}-{}",
-            secret::random_base62(8).unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::files::test_dir("meta", name)
     }
 
     #[test]

@@ -514,12 +514,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "spoor-runs-{name}-{}",
-            crate::secret::random_base62(8).unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::files::test_dir("runs", name)
     }
 
     fn entries(hashes: &[u64], seq0: i64, ms: i64) -> Vec<RunEntry> {

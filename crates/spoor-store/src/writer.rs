@@ -436,14 +436,9 @@ impl SqliteLog {
             file: None,
         };
         let syncer_shared = Arc::clone(&shared);
-        let syncer = std::thread::Builder::new()
-            .name("spoor-log-syncer".to_owned())
-            .spawn(move || sync_loop(wal, groups, &syncer_shared))
-            .map_err(|source| StoreError::Io {
-                action: "start the syncer thread for",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let syncer = spawn("spoor-log-syncer", dir, move || {
+            sync_loop(wal, groups, &syncer_shared)
+        })?;
         let writer = Writer {
             conn,
             receiver,
@@ -455,23 +450,11 @@ impl SqliteLog {
             run_threads,
             pending: KeyMap::default(),
         };
-        let thread = std::thread::Builder::new()
-            .name("spoor-log-writer".to_owned())
-            .spawn(move || writer.run())
-            .map_err(|source| StoreError::Io {
-                action: "start the writer thread for",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let thread = spawn("spoor-log-writer", dir, move || writer.run())?;
         let checkpoint_shared = Arc::clone(&shared);
-        let checkpoint_thread = std::thread::Builder::new()
-            .name("spoor-log-checkpoint".to_owned())
-            .spawn(move || checkpoint_loop(checkpointer, &checkpoint_shared))
-            .map_err(|source| StoreError::Io {
-                action: "start the checkpoint thread for",
-                path: dir.to_path_buf(),
-                source,
-            })?;
+        let checkpoint_thread = spawn("spoor-log-checkpoint", dir, move || {
+            checkpoint_loop(checkpointer, &checkpoint_shared)
+        })?;
         Ok(SqliteLog {
             sender,
             shared,
@@ -751,11 +734,11 @@ struct RunSet {
     closing: AtomicBool,
 }
 
-/// A memtable handed to the flush thread, to be written as one run.
+/// A memtable handed to the flush thread, to be written as one run covering
+/// `first_seq..=flush.covered` (the writer keeps looking it up meanwhile).
 struct RunJob {
-    entries: Vec<RunEntry>,
+    flush: Arc<Flushing>,
     first_seq: i64,
-    last_seq: i64,
 }
 
 /// The dedupe memtable: entries committed in `messages` but not yet in a run, the flushes
@@ -770,7 +753,7 @@ struct Dedupe {
     bloom: Bloom,
     /// Memtables frozen and handed to the flush thread, oldest first, until their run is in
     /// `runs` (and so `runs.written` reaches their `covered`).
-    flushing: Vec<Flushing>,
+    flushing: Vec<Arc<Flushing>>,
     /// The highest `seq` covered by the runs and the flushes: the next flush starts after it.
     covered: i64,
     runs: Arc<RunSet>,
@@ -991,6 +974,9 @@ impl Dedupe {
         {
             run.find(hash, &mut self.candidates)?;
         }
+        if self.candidates.is_empty() {
+            return Ok(None);
+        }
         // Latest first; the hash narrows it to a few rows, the text comparison through
         // `messages` makes the answer exact.
         self.candidates
@@ -1038,19 +1024,12 @@ impl Dedupe {
             })
             .collect();
         entries.sort_unstable_by_key(|frozen| (frozen.hash, frozen.entry.seq));
+        let flush = Arc::new(Flushing { entries, covered });
         let job = RunJob {
-            entries: entries
-                .iter()
-                .map(|f| RunEntry {
-                    hash: f.hash,
-                    seq: f.entry.seq,
-                    received_ms: f.entry.received_ms,
-                })
-                .collect(),
+            flush: Arc::clone(&flush),
             first_seq: self.covered + 1,
-            last_seq: covered,
         };
-        self.flushing.push(Flushing { entries, covered });
+        self.flushing.push(flush);
         self.covered = covered;
         self.first_unflushed = None;
         Some(job)
@@ -1060,13 +1039,15 @@ impl Dedupe {
     /// thread starts; the WAL was synced first).
     fn flush_now(&mut self, covered: i64) -> Result<(), StoreError> {
         if let Some(job) = self.freeze(covered) {
-            let run = Run::write(&self.runs.dir, job.first_seq, job.last_seq, job.entries)?;
+            let run = job.write(&self.runs.dir)?;
             self.runs
                 .runs
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(Arc::new(run));
-            self.runs.written.store(job.last_seq, Ordering::Release);
+            self.runs
+                .written
+                .store(job.flush.covered, Ordering::Release);
             self.reap();
         }
         Ok(())
@@ -1086,6 +1067,18 @@ struct Frozen {
     hash: u64,
     entry: Entry,
     key: DedupeKey,
+}
+
+impl RunJob {
+    /// Writes the flush as a run into `dir`.
+    fn write(&self, dir: &Path) -> Result<Run, StoreError> {
+        let entries = self.flush.entries.iter().map(|f| RunEntry {
+            hash: f.hash,
+            seq: f.entry.seq,
+            received_ms: f.entry.received_ms,
+        });
+        Run::write(dir, self.first_seq, self.flush.covered, entries)
+    }
 }
 
 impl Flushing {
@@ -1123,21 +1116,14 @@ fn flush_loop(
                     path: wal.path.clone(),
                     source,
                 })
-                .and_then(|()| {
-                    Run::write(
-                        &set.dir,
-                        job.first_seq,
-                        job.last_seq,
-                        job.entries.iter().copied(),
-                    )
-                });
+                .and_then(|()| job.write(&set.dir));
             match result {
                 Ok(run) => {
                     set.runs
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(Arc::new(run));
-                    set.written.store(job.last_seq, Ordering::Release);
+                    set.written.store(job.flush.covered, Ordering::Release);
                     let _ = merges.send(());
                     break;
                 }
@@ -1479,12 +1465,7 @@ mod tests {
     use super::*;
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "spoor-writer-{name}-{}",
-            crate::secret::random_base62(8).unwrap()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        crate::files::test_dir("writer", name)
     }
 
     fn message(source: &str, id: &str) -> NewMessage {
@@ -1530,14 +1511,16 @@ mod tests {
     }
     const DAY: Duration = Duration::from_secs(86_400);
 
-    /// `messages` and `discards` as every schema before 5 created them.
+    /// `messages`, `discards` and `dedupe_meta` as every schema before 5 created them.
     const OLD_LOG_TABLES: &str = "
         CREATE TABLE messages (seq INTEGER PRIMARY KEY, source_id TEXT NOT NULL,
             message_id TEXT NOT NULL, type TEXT NOT NULL, user_id TEXT, anonymous_id TEXT,
             event TEXT, timestamp TEXT, received_at TEXT NOT NULL, body TEXT NOT NULL);
         CREATE TABLE discards (id INTEGER PRIMARY KEY, source_id TEXT,
             received_at TEXT NOT NULL, code TEXT NOT NULL, reasons TEXT NOT NULL,
-            body TEXT NOT NULL);";
+            body TEXT NOT NULL);
+        CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1),
+            last_seq INTEGER NOT NULL);";
 
     #[tokio::test]
     async fn a_schema_2_log_is_upgraded_and_its_ids_still_deduplicated() {
@@ -1553,8 +1536,6 @@ mod tests {
                 "CREATE TABLE dedupe (source_id TEXT NOT NULL, message_id TEXT NOT NULL, \
                  received_ms INTEGER NOT NULL, PRIMARY KEY (source_id, message_id)) WITHOUT ROWID;
                  CREATE INDEX dedupe_received ON dedupe(received_ms);
-                 CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
-                 last_seq INTEGER NOT NULL);
                  PRAGMA user_version = 2;",
             )
             .unwrap();
@@ -1617,8 +1598,6 @@ mod tests {
                 "CREATE TABLE dedupe (hash INTEGER NOT NULL, seq INTEGER NOT NULL, \
                  received_ms INTEGER NOT NULL, PRIMARY KEY (hash, seq)) WITHOUT ROWID;
                  CREATE INDEX dedupe_received ON dedupe(received_ms);
-                 CREATE TABLE dedupe_meta (id INTEGER PRIMARY KEY CHECK (id = 1), \
-                 last_seq INTEGER NOT NULL);
                  INSERT INTO dedupe_meta VALUES (1, 3);
                  PRAGMA user_version = 3;",
             )
