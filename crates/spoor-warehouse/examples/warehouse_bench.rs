@@ -323,7 +323,7 @@ async fn main() {
             other => {
                 eprintln!(
                     "unknown argument {other}; use --messages N --postgres URL --runs N --dir DIR \
-                     --dump FILE --batch N --max-transaction N --uuid-ids"
+                     --dump FILE --batch N --max-transaction N --uuid-ids --keep"
                 );
                 std::process::exit(2);
             }
@@ -365,5 +365,9 @@ async fn main() {
             let _ = pg.drop_schema().await;
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep && !skip_sqlite {
+        println!("kept the SQLite warehouse: {}", path.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

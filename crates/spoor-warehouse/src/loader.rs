@@ -22,7 +22,7 @@ use crate::identity::{IdType, Identity};
 use crate::json::Json;
 use crate::plan::Plan;
 use crate::planner::{Msg, PlanCache, Planner};
-use crate::schema::{INTERNAL_TABLES, MessageTable, Schema, TableKind, internal_ddl};
+use crate::schema::{INTERNAL_TABLES, MessageTable, Schema, TableKind, internal_ddl, upgrade_ddl};
 use crate::store::Store;
 use crate::value::ColType;
 
@@ -177,6 +177,7 @@ impl<S: Store> Loader<S> {
         if !plan.ddl.is_empty() {
             self.store.apply(plan).await?;
         }
+        self.store.execute(&upgrade_ddl().join(";\n")).await?;
         Ok(())
     }
 

@@ -261,3 +261,77 @@ async fn postgres_replayed_log_loads_each_message_once() {
     replayed_log(postgres_store(&url).await, 3).await;
     replayed_log(postgres_store(&url).await, 12).await;
 }
+
+/// The names of the indexes on `tracks`, sorted.
+async fn tracks_indexes(store: &mut AnyStore) -> Vec<String> {
+    let sql = match store {
+        AnyStore::Sqlite(_) => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tracks' \
+             AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name"
+        }
+        AnyStore::Postgres(_) => {
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'tracks' \
+             AND schemaname = current_schema() AND indexname NOT LIKE '%pkey' ORDER BY indexname"
+        }
+    };
+    let rows = store.query(sql).await.expect("list indexes");
+    rows.rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect()
+}
+
+/// A warehouse made by an earlier version (with the `tracks (event_text, profile_id,
+/// timestamp)` index) gets the current indexes when it is opened, and the same reports.
+async fn upgrade(location: &str) {
+    let store = AnyStore::open(location).await.expect("open");
+    let mut loader = load_fixture(store, LoaderOptions::default()).await;
+    let current = tracks_indexes(loader.store()).await;
+    assert_eq!(
+        current,
+        [
+            "tracks__event_text__timestamp__profile_id__source_id",
+            "tracks__profile_id",
+            "tracks__timestamp"
+        ]
+    );
+    let reports = all_reports(loader.store()).await;
+    loader
+        .store()
+        .execute(
+            "DROP INDEX tracks__event_text__timestamp__profile_id__source_id;\n\
+             CREATE INDEX tracks__event_text__profile_id__timestamp \
+             ON tracks (event_text, profile_id, timestamp)",
+        )
+        .await
+        .expect("make the old index");
+    assert!(
+        tracks_indexes(loader.store())
+            .await
+            .contains(&"tracks__event_text__profile_id__timestamp".to_owned())
+    );
+    drop(loader);
+    let store = AnyStore::open(location).await.expect("open again");
+    let mut loader = Loader::open(store, LoaderOptions::default())
+        .await
+        .expect("open the old warehouse");
+    assert_eq!(tracks_indexes(loader.store()).await, current);
+    assert_eq!(all_reports(loader.store()).await, reports);
+    cleanup(loader.store()).await;
+}
+
+#[tokio::test]
+async fn sqlite_old_indexes_are_replaced_on_open() {
+    let dir = std::env::temp_dir().join(unique("spoor-wh-upgrade"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("warehouse.db");
+    upgrade(&path.to_string_lossy()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn postgres_old_indexes_are_replaced_on_open() {
+    let Some(url) = postgres_url() else { return };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    upgrade(&format!("{url}{sep}schema={}", unique("spoor_test"))).await;
+}
