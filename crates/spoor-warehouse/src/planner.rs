@@ -208,7 +208,12 @@ struct EventNames {
 pub struct PlanCache {
     nodes: Vec<NameNode>,
     roots: HashMap<Domain, u32>,
-    slots: HashMap<String, IdMap<u32, Slot>>,
+    /// Per table: the columns of its name nodes. A message's cells go to one or two tables,
+    /// one after the other, so the table of the last lookup is tried first (a comparison of
+    /// names instead of hashing the table's name for every cell).
+    slots: Vec<(String, IdMap<u32, Slot>)>,
+    slot_tables: HashMap<String, usize>,
+    last_slots: usize,
     events: HashMap<String, EventNames>,
 }
 
@@ -217,7 +222,9 @@ impl Default for PlanCache {
         let mut cache = PlanCache {
             nodes: Vec::new(),
             roots: HashMap::new(),
-            slots: HashMap::new(),
+            slots: Vec::new(),
+            slot_tables: HashMap::new(),
+            last_slots: 0,
             events: HashMap::new(),
         };
         for name in FIXED {
@@ -308,6 +315,27 @@ impl PlanCache {
                 leaf => out.push((node, leaf)),
             }
         }
+    }
+
+    /// The index in `slots` of `table`'s columns, added when missing.
+    fn slots_of(&mut self, table: &str) -> usize {
+        if self
+            .slots
+            .get(self.last_slots)
+            .is_some_and(|(name, _)| name == table)
+        {
+            return self.last_slots;
+        }
+        let i = match self.slot_tables.get(table) {
+            Some(&i) => i,
+            None => {
+                self.slot_tables.insert(table.to_owned(), self.slots.len());
+                self.slots.push((table.to_owned(), IdMap::default()));
+                self.slots.len() - 1
+            }
+        };
+        self.last_slots = i;
+        i
     }
 
     fn event(&mut self, event: &str) -> &EventNames {
@@ -489,7 +517,13 @@ impl<'a> Planner<'a> {
 
     /// The column of name node `node` in `table`, created (typed by `value`) when missing.
     fn slot(&mut self, table: &str, node: u32, value: &Json<'_>) -> Option<Slot> {
-        if let Some(slot) = self.cache.slots.get(table).and_then(|s| s.get(&node)) {
+        let columns = self.cache.slots_of(table);
+        if let Some(slot) = self
+            .cache
+            .slots
+            .get(columns)
+            .and_then(|(_, s)| s.get(&node))
+        {
             return Some(*slot);
         }
         let column = &self.cache.nodes.get(node as usize)?.column;
@@ -511,11 +545,9 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        self.cache
-            .slots
-            .entry(table.to_owned())
-            .or_default()
-            .insert(node, slot);
+        if let Some((_, slots)) = self.cache.slots.get_mut(columns) {
+            slots.insert(node, slot);
+        }
         Some(slot)
     }
 
