@@ -22,7 +22,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use spoor_spec::validate::{batch_size_problem, message_size_problem};
 use spoor_spec::{
-    Batch, Map, Message, MessageType, NormalizeCtx, ParseError, Problem, Timestamp, Value,
+    Batch, BorrowedMessage, Map, Message, MessageType, Node, NormalizeCtx, Object, ParseError,
+    Problem, Timestamp, Value,
 };
 use spoor_store::{AppendOutcome, AppendRequest, KeySnapshot, NewDiscard, NewMessage, StoreError};
 
@@ -207,8 +208,8 @@ pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Acce
         }
         Parsed::Batch { envelope, items } => {
             let reject = |err: ParseError| Reason::from_parse(&err, "");
-            let items = match items.map(|raw| serde_json::from_str::<Vec<&RawValue>>(raw.get())) {
-                Some(Ok(items)) => items,
+            let items = match items {
+                Some(items) => items,
                 _ => {
                     let reason = reject(ParseError::MissingBatch);
                     return reject_request(state, Some(source), received_at, reason, request.body)
@@ -259,10 +260,11 @@ pub async fn ingest(state: &AppState, request: IngestRequest<'_>) -> Result<Acce
 enum Parsed<'a> {
     /// One message and the type its path implies.
     Single(Value, MessageType),
-    /// A batch: the envelope's fields (with an empty `batch`), and the items' raw JSON.
+    /// A batch: the envelope's fields (with an empty `batch`), and each item's JSON text
+    /// (`None` when `batch` is missing or not an array).
     Batch {
         envelope: Map<String, Value>,
-        items: Option<&'a RawValue>,
+        items: Option<Vec<&'a str>>,
     },
 }
 
@@ -295,16 +297,15 @@ fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<Parsed<'_>, ParseError>
                     found: spoor_spec::message::json_kind(&value),
                 });
             }
-            let fields: Vec<(String, &RawValue)> = serde_json::from_slice::<RawObject<'_>>(body)
-                .map_err(|err| ParseError::from_json(&err))?
-                .0;
+            let RawBody { fields, items } = match serde_json::from_slice::<RawBody<'_>>(body) {
+                Ok(split) => split,
+                // serde_json words some syntax errors inside an array differently when it
+                // reads the array element by element: read the body again as before, for
+                // the same error (and the same result, should it succeed).
+                Err(_) => split_whole(body)?,
+            };
             let mut envelope = Map::new();
-            let mut items = None;
             for (key, raw) in fields {
-                if key == "batch" {
-                    items = Some(raw);
-                    continue;
-                }
                 let value: Value =
                     serde_json::from_str(raw.get()).map_err(|err| ParseError::from_json(&err))?;
                 envelope.insert(key, value);
@@ -313,6 +314,127 @@ fn parse_body(endpoint: Endpoint, body: &[u8]) -> Result<Parsed<'_>, ParseError>
             Ok(Parsed::Batch { envelope, items })
         }
     }
+}
+
+/// A batch body read in one pass: the fields other than `batch`, their values left raw,
+/// and the text of each item of `batch` (`None` when it is missing or not an array; the
+/// last `batch` wins, as the last value of a key does in a `Value`).
+struct RawBody<'a> {
+    fields: Vec<(String, &'a RawValue)>,
+    items: Option<Vec<&'a str>>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawBody<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = RawBody<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut body = RawBody {
+                    fields: Vec::new(),
+                    items: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "batch" {
+                        body.items = map.next_value_seed(Items(std::marker::PhantomData))?;
+                    } else {
+                        body.fields.push((key, map.next_value::<&'de RawValue>()?));
+                    }
+                }
+                Ok(body)
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
+
+/// The items of `batch`, each as its exact JSON text; `None` for any other JSON value.
+struct Items<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for Items<'a> {
+    type Value = Option<Vec<&'a str>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for Items<'a> {
+    type Value = Option<Vec<&'a str>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            items.push(item.get());
+        }
+        Ok(Some(items))
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        use serde::de::IgnoredAny;
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A batch body read as before [`RawBody`]: the body with each value left raw, then the
+/// `batch` array split into raw items. For bodies [`RawBody`] refuses, so the error names
+/// the same place with the same words.
+fn split_whole(body: &[u8]) -> Result<RawBody<'_>, ParseError> {
+    let fields: Vec<(String, &RawValue)> = serde_json::from_slice::<RawObject<'_>>(body)
+        .map_err(|err| ParseError::from_json(&err))?
+        .0;
+    let mut split = RawBody {
+        fields: Vec::with_capacity(fields.len()),
+        items: None,
+    };
+    for (key, raw) in fields {
+        if key == "batch" {
+            split.items = serde_json::from_str::<Vec<&RawValue>>(raw.get())
+                .ok()
+                .map(|items| items.iter().map(|item| item.get()).collect());
+        } else {
+            split.fields.push((key, raw));
+        }
+    }
+    Ok(split)
 }
 
 /// A JSON object's fields in order, values left raw.
@@ -488,18 +610,25 @@ impl Prepared {
     }
 
     /// Every item of a batch: accepted or listed as rejected (with a discard).
-    fn batch(&mut self, batch: &Batch, items: &[&RawValue]) {
+    ///
+    /// Each item first takes the borrowed tree ([`Prepared::accept_borrowed`]); an item it
+    /// does not accept (invalid, or JSON it leaves to `Value`) takes the `Value` path below,
+    /// which gives the same stored bytes for a valid item and builds every rejection.
+    fn batch(&mut self, batch: &Batch, items: &[&str]) {
         self.request.messages.reserve(items.len());
-        for (index, raw) in items.iter().enumerate() {
+        for (index, &raw) in items.iter().enumerate() {
+            if self.accept_borrowed(batch, raw) {
+                continue;
+            }
             let prefix = || format!("batch[{index}]");
-            let size = raw.get().len();
+            let size = raw.len();
             // The text was checked as JSON when the body was split, so this cannot fail;
             // should it, the item is rejected like any other bad item.
-            let item: Value = match serde_json::from_str(raw.get()) {
+            let item: Value = match serde_json::from_str(raw) {
                 Ok(item) => item,
                 Err(err) => {
                     let reason = Reason::from_parse(&ParseError::from_json(&err), &prefix());
-                    self.reject_item(index, vec![reason], &Value::String(raw.get().to_owned()));
+                    self.reject_item(index, vec![reason], &Value::String(raw.to_owned()));
                     continue;
                 }
             };
@@ -543,6 +672,54 @@ impl Prepared {
             }
             self.accept(message);
         }
+    }
+
+    /// Accepts a batch item through the borrowed tree when it is valid; false (and nothing
+    /// done) when the item must take the `Value` path: over the size limit, not an object,
+    /// JSON the tree refuses (see [`spoor_spec::borrowed`]), no valid type, or any error.
+    fn accept_borrowed(&mut self, batch: &Batch, text: &str) -> bool {
+        if message_size_problem(text.len()).is_some() {
+            return false;
+        }
+        let Ok(Node::Object(mut map)) = Node::parse(text) else {
+            return false;
+        };
+        batch.merge_into_borrowed(&mut map);
+        let Ok(mut message) = BorrowedMessage::from_object(map, None) else {
+            return false;
+        };
+        if !spoor_spec::validate_borrowed(&message).is_ok() {
+            return false;
+        }
+        let body = message.body_mut();
+        body.shift_remove("writeKey");
+        if let Some(ip) = &self.client_ip {
+            fill_ip_borrowed(body, ip);
+        }
+        let mut new_id = fresh_message_id;
+        let mut ctx = NormalizeCtx {
+            received_at: self.request.received_at,
+            new_message_id: &mut new_id,
+        };
+        spoor_spec::normalize_borrowed(&mut message, &mut ctx);
+        let body = message.body();
+        let mut json = Vec::with_capacity(text.len() + 160);
+        body.write_json(&mut json);
+        let stored = NewMessage {
+            source_id: Arc::clone(&self.source),
+            message_id: message
+                .str_field("messageId")
+                .unwrap_or_default()
+                .to_owned(),
+            kind: message.kind().as_str(),
+            user_id: id_text_borrowed(body.get("userId")),
+            anonymous_id: id_text_borrowed(body.get("anonymousId")),
+            event: message.str_field("event").map(str::to_owned),
+            timestamp: message.str_field("timestamp").map(str::to_owned),
+            body: String::from_utf8(json).unwrap_or_default(),
+        };
+        self.request.messages.push(stored);
+        true
     }
 
     fn reject_item(&mut self, index: usize, errors: Vec<Reason>, value: &Value) {
@@ -629,6 +806,31 @@ fn fill_ip(body: &mut Map<String, Value>, ip: &str) {
     }
 }
 
+/// [`fill_ip`] for the borrowed tree.
+fn fill_ip_borrowed(body: &mut Object<'_>, ip: &str) {
+    match body.get_mut("context") {
+        Some(Node::Object(context)) => {
+            if context.get("ip").is_none_or(Node::is_null) {
+                context.insert("ip", Node::String(ip.to_owned().into()));
+            }
+        }
+        None | Some(Node::Null) => {
+            let mut context = Object::new();
+            context.insert("ip", Node::String(ip.to_owned().into()));
+            body.insert("context", Node::Object(context));
+        }
+        Some(_) => {}
+    }
+}
+
+/// [`id_text`] for the borrowed tree.
+fn id_text_borrowed(value: Option<&Node<'_>>) -> Option<String> {
+    match value? {
+        Node::String(text) | Node::Number(text) => Some(text.to_string()),
+        _ => None,
+    }
+}
+
 fn id_text(value: Option<&Value>) -> Option<String> {
     match value? {
         Value::String(text) => Some(text.clone()),
@@ -640,4 +842,63 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 fn fresh_message_id() -> String {
     spoor_store::secret::new_uuid()
         .unwrap_or_else(|_| format!("spoor-{}", spoor_store::files::now().unix_nanos()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Shown<'a> = (Vec<String>, Option<Vec<&'a str>>);
+
+    /// Both readings of a batch body, as (fields, items) texts.
+    fn both(body: &str) -> (Result<Shown<'_>, String>, Result<Shown<'_>, String>) {
+        fn show(split: RawBody<'_>) -> Shown<'_> {
+            let fields = split
+                .fields
+                .iter()
+                .map(|(key, raw)| format!("{key}={}", raw.get()))
+                .collect();
+            (fields, split.items)
+        }
+        let one_pass = serde_json::from_slice::<RawBody<'_>>(body.as_bytes())
+            .map(show)
+            .map_err(|err| err.to_string());
+        let two_pass = split_whole(body.as_bytes())
+            .map(show)
+            .map_err(|err| err.to_string());
+        (one_pass, two_pass)
+    }
+
+    #[test]
+    fn one_pass_splits_batches_as_two_passes_do() {
+        let bodies = [
+            r#"{"batch":[]}"#,
+            r#"{ "batch" : [ ] , "sentAt" : "x" }"#,
+            r#"{"batch":[ 1 , 2 ,3],"context":{"a":[1,{"b":2}]}}"#,
+            r#"{"a":1,"batch":[{"a":"],[{\"x\\"},{"b":[1,[2,{}]]}, "s\\\" , ]" ,  null,true ,{"k":"\u00e9é,"}],"z":null}"#,
+            r#"{"batch":[[],[[]],{},{"":""}]}"#,
+            r#"{"batch":{"type":"track"}}"#,
+            r#"{"batch":"[1,2]"}"#,
+            r#"{"batch":12.5e3}"#,
+            r#"{"batch":null}"#,
+            r#"{"batch":[1],"batch":{"x":1}}"#,
+            r#"{"batch":{"x":1},"batch":[2]}"#,
+            r#"{"nobatch":true}"#,
+        ];
+        for body in bodies {
+            let (one_pass, two_pass) = both(body);
+            assert!(one_pass.is_ok(), "{body}: {one_pass:?}");
+            assert_eq!(one_pass, two_pass, "{body}");
+        }
+        // Broken bodies: the one-pass reading fails too (and the caller asks split_whole).
+        for body in [
+            r#"{"batch":[1,]}"#,
+            r#"{"batch":[1 2]}"#,
+            r#"{"batch":[{"a":}]}"#,
+            r#"{"batch":[1"#,
+        ] {
+            let (one_pass, two_pass) = both(body);
+            assert!(one_pass.is_err() && two_pass.is_err(), "{body}");
+        }
+    }
 }

@@ -6,13 +6,19 @@
 //!   validation and normalization add.
 //! - `spoor_pipeline`: `Batch::from_slice`, the merge of batch-level fields into each item,
 //!   `Message::from_value`, `validate` and `normalize`.
+//! - `items_value_to_bytes` and `items_borrowed_to_bytes`: from each item's text to its stored
+//!   bytes (merge, validate, normalize, serialize), through `serde_json::Value` and through
+//!   the borrowed tree (`spoor_spec::borrowed`), as the collector's batch path does.
 //!
 //! Run: `cargo bench -p spoor-spec --bench pipeline -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use spoor_spec::{Batch, NormalizeCtx, Timestamp, Value, normalize, validate};
+use spoor_spec::{
+    Batch, BorrowedMessage, Message, Node, NormalizeCtx, Timestamp, Value, normalize,
+    normalize_borrowed, validate, validate_borrowed,
+};
 
 /// One browser-like track event; `i` varies the ids so no two items are equal.
 fn event(i: usize) -> Value {
@@ -119,6 +125,70 @@ fn pipeline(c: &mut Criterion) {
             }
             assert_eq!(accepted, 100);
             accepted
+        })
+    });
+    // Item by item from each item's text to the stored bytes, as the collector does: the
+    // `Value` path and the borrowed tree.
+    let (items, envelope) = match Batch::from_slice(&bytes) {
+        Ok(batch) => {
+            let items: Vec<String> = batch.items.iter().map(Value::to_string).collect();
+            let envelope = Batch {
+                items: Vec::new(),
+                ..batch
+            };
+            (items, envelope)
+        }
+        Err(_) => (Vec::new(), Batch::default()),
+    };
+    group.bench_function("items_value_to_bytes", |b| {
+        let mut new_id = || "generated".to_owned();
+        b.iter(|| {
+            let mut ctx = NormalizeCtx {
+                received_at,
+                new_message_id: &mut new_id,
+            };
+            let mut stored = 0;
+            for text in &items {
+                let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(black_box(text))
+                else {
+                    continue;
+                };
+                envelope.merge_into(&mut map);
+                let Ok(mut message) = Message::from_value(Value::Object(map), None) else {
+                    continue;
+                };
+                if validate(&message).is_ok() {
+                    normalize(&mut message, &mut ctx);
+                    stored += black_box(message.to_vec()).len();
+                }
+            }
+            stored
+        })
+    });
+    group.bench_function("items_borrowed_to_bytes", |b| {
+        let mut new_id = || "generated".to_owned();
+        b.iter(|| {
+            let mut ctx = NormalizeCtx {
+                received_at,
+                new_message_id: &mut new_id,
+            };
+            let mut stored = 0;
+            for text in &items {
+                let Ok(Node::Object(mut map)) = Node::parse(black_box(text)) else {
+                    continue;
+                };
+                envelope.merge_into_borrowed(&mut map);
+                let Ok(mut message) = BorrowedMessage::from_object(map, None) else {
+                    continue;
+                };
+                if validate_borrowed(&message).is_ok() {
+                    normalize_borrowed(&mut message, &mut ctx);
+                    let mut out = Vec::new();
+                    message.body().write_json(&mut out);
+                    stored += black_box(out).len();
+                }
+            }
+            stored
         })
     });
     group.finish();

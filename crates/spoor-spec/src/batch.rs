@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::borrowed::{Node, Object};
 use crate::message::{Message, ParseError, json_kind};
 
 /// A parsed batch body.
@@ -135,6 +136,39 @@ impl Batch {
         {
             item.insert("sentAt".to_owned(), sent_at.clone());
         }
+    }
+}
+
+impl Batch {
+    /// [`Batch::merge_into`] for an item in the borrowed tree: the same merge, the batch's
+    /// strings borrowed rather than copied.
+    pub fn merge_into_borrowed<'a>(&'a self, item: &mut Object<'a>) {
+        merge_borrowed(item, "context", self.context.as_ref());
+        merge_borrowed(item, "integrations", self.integrations.as_ref());
+        if let Some(sent_at) = &self.sent_at
+            && item.get("sentAt").is_none_or(Node::is_null)
+        {
+            item.insert("sentAt", Node::from_value(sent_at));
+        }
+    }
+}
+
+fn merge_borrowed<'a>(
+    item: &mut Object<'a>,
+    key: &'static str,
+    batch: Option<&'a Map<String, Value>>,
+) {
+    let Some(batch) = batch else { return };
+    match item.get_mut(key) {
+        Some(Node::Object(own)) => {
+            for (k, v) in batch {
+                if !own.contains_key(k) {
+                    own.insert(k.as_str(), Node::from_value(v));
+                }
+            }
+        }
+        Some(other) if !other.is_null() => {}
+        _ => item.insert(key, Node::Object(Object::from_map(batch))),
     }
 }
 

@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`message`]: [`Message`], one message as a lossless JSON object plus its [`MessageType`].
 //! - [`batch`]: the `/v1/batch` envelope and the merge of batch-level fields into items.
+//! - [`borrowed`]: [`Node`], a JSON tree borrowing from its text, and [`BorrowedMessage`]: the
+//!   collector's cheaper path to the same validation, normalization and stored bytes.
 //! - [`validate`]: every problem of a message at once, as [`Problem`]s with a JSON path and a
 //!   stable [`Code`].
 //! - [`normalize`]: what Segment does to a message on arrival (messageId, receivedAt,
@@ -20,6 +22,7 @@
 //! - [`limits`]: the size and count limits of the Tracking API.
 
 pub mod batch;
+pub mod borrowed;
 pub mod currency;
 pub mod custom;
 pub mod decimal;
@@ -32,15 +35,18 @@ pub mod time;
 pub mod validate;
 
 pub use batch::Batch;
+pub use borrowed::{BorrowedMessage, Node, NodeError, Object};
 pub use custom::{CustomFields, FieldSet, ReservedNameError};
 pub use decimal::Decimal;
 pub use message::{Message, MessageType, ParseError};
-pub use normalize::{NormalizeCtx, normalize};
+pub use normalize::{NormalizeCtx, normalize, normalize_borrowed};
 pub use reserved::{
     Context, GroupTraits, IdentifyTraits, PageProperties, ScreenProperties, TrackProperties,
 };
 pub use time::Timestamp;
-pub use validate::{Code, Problem, Report, Severity, validate, validate_envelope};
+pub use validate::{
+    Code, Problem, Report, Severity, validate, validate_borrowed, validate_envelope,
+};
 
 /// JSON values as this crate sees them. Numbers keep their exact text (`arbitrary_precision`)
 /// and objects keep their key order (`preserve_order`).

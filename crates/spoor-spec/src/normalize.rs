@@ -15,8 +15,11 @@
 //! - identify `traits` get `name` = `firstName lastName` (or `first_name last_name`) when
 //!   `name` is absent and both parts are non-empty strings. `context.traits` is left alone.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
+use crate::borrowed::{BorrowedMessage, Node, Object};
 use crate::message::{Message, MessageType};
 use crate::reserved::full_name_of;
 use crate::time::Timestamp;
@@ -88,6 +91,89 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
         }
     }
     body.insert("receivedAt".to_owned(), Value::String(received_text));
+}
+
+/// [`normalize()`] for a message in the borrowed tree: the same changes, so the body writes
+/// the same bytes.
+pub fn normalize_borrowed(message: &mut BorrowedMessage<'_>, ctx: &mut NormalizeCtx<'_>) {
+    let kind = message.kind();
+    let body = message.body_mut();
+
+    let mut has_message_id = false;
+    let mut timestamp = None;
+    let mut sent_at = None;
+    for (key, value) in body.iter_mut() {
+        match key {
+            "messageId" => has_message_id = value.as_str().is_some_and(|id| !id.is_empty()),
+            "userId" | "anonymousId" | "previousId" | "groupId" => {
+                if let Node::Number(n) = value {
+                    *value = Node::String(std::mem::take(n));
+                }
+            }
+            "timestamp" => timestamp = value.as_str().and_then(|t| Timestamp::parse(t).ok()),
+            "sentAt" => sent_at = value.as_str().and_then(|t| Timestamp::parse(t).ok()),
+            "traits" if kind == MessageType::Identify => {
+                if let Node::Object(traits) = value {
+                    fill_name_borrowed(traits);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    if !has_message_id {
+        body.insert(
+            "messageId",
+            Node::String(Cow::Owned((ctx.new_message_id)())),
+        );
+    }
+
+    let received_at = ctx.received_at;
+    let received_text = received_at.to_string();
+    match timestamp {
+        Some(original) => {
+            let corrected = match sent_at {
+                Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
+                None => original,
+            };
+            let original_value = match body.get_mut("timestamp") {
+                Some(slot) => std::mem::replace(slot, Node::String(corrected.to_string().into())),
+                None => Node::Null,
+            };
+            body.insert("originalTimestamp", original_value);
+        }
+        None => {
+            body.insert("timestamp", Node::String(received_text.clone().into()));
+            body.insert(
+                "originalTimestamp",
+                Node::String(received_text.clone().into()),
+            );
+        }
+    }
+    body.insert("receivedAt", Node::String(received_text.into()));
+}
+
+/// [`fill_name`] for the borrowed tree.
+fn fill_name_borrowed(traits: &mut Object<'_>) {
+    if traits.get("name").is_some_and(|v| !v.is_null()) {
+        return;
+    }
+    let part = |camel: &str, snake: &str| {
+        traits
+            .get(camel)
+            .and_then(Node::as_str)
+            .or_else(|| traits.get(snake).and_then(Node::as_str))
+    };
+    let name = match (
+        part("firstName", "first_name"),
+        part("lastName", "last_name"),
+    ) {
+        (Some(first), Some(last)) => full_name_of(first, last),
+        _ => None,
+    };
+    if let Some(name) = name {
+        traits.insert("name", Node::String(Cow::Owned(name)));
+    }
 }
 
 /// Fills `name` from first and last name (camelCase first, then snake_case) when absent.

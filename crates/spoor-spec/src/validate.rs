@@ -14,9 +14,10 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
+use crate::borrowed::{BorrowedMessage, Node, Object};
 use crate::currency;
 use crate::decimal::Decimal;
-use crate::message::{Message, MessageType, json_kind};
+use crate::message::{Message, MessageType};
 use crate::reserved::{self, FieldKind, ReservedField};
 use crate::time::Timestamp;
 
@@ -187,6 +188,91 @@ impl Report {
     }
 }
 
+/// A JSON value as validation reads it: a `serde_json::Value` or a borrowed [`Node`], so
+/// both are checked by the same code.
+pub(crate) trait Json: Sized {
+    /// The object type.
+    type Object;
+    /// The value's kind, with its contents.
+    fn view(&self) -> View<'_, Self>;
+    /// An object's keys and values, in order.
+    fn entries<'v>(object: &'v Self::Object) -> impl Iterator<Item = (&'v str, &'v Self)>
+    where
+        Self: 'v;
+}
+
+/// What a [`Json`] value is.
+pub(crate) enum View<'v, J: Json> {
+    Null,
+    Bool,
+    Number(&'v str),
+    String(&'v str),
+    Array(&'v [J]),
+    Object(&'v J::Object),
+}
+
+impl<J: Json> View<'_, J> {
+    fn is_null(&self) -> bool {
+        matches!(self, View::Null)
+    }
+
+    /// The kind as named in error messages.
+    fn kind(&self) -> &'static str {
+        match self {
+            View::Null => "null",
+            View::Bool => "boolean",
+            View::Number(_) => "number",
+            View::String(_) => "string",
+            View::Array(_) => "array",
+            View::Object(_) => "object",
+        }
+    }
+}
+
+impl Json for Value {
+    type Object = Map<String, Value>;
+
+    fn view(&self) -> View<'_, Value> {
+        match self {
+            Value::Null => View::Null,
+            Value::Bool(_) => View::Bool,
+            Value::Number(n) => View::Number(n.as_str()),
+            Value::String(s) => View::String(s),
+            Value::Array(items) => View::Array(items),
+            Value::Object(map) => View::Object(map),
+        }
+    }
+
+    fn entries<'v>(object: &'v Map<String, Value>) -> impl Iterator<Item = (&'v str, &'v Value)>
+    where
+        Self: 'v,
+    {
+        object.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl<'a> Json for Node<'a> {
+    type Object = Object<'a>;
+
+    fn view(&self) -> View<'_, Node<'a>> {
+        match self {
+            Node::Null => View::Null,
+            Node::Bool(_) => View::Bool,
+            Node::Number(n) => View::Number(n),
+            Node::String(s) => View::String(s),
+            Node::Array(items) => View::Array(items),
+            Node::Object(map) => View::Object(map),
+        }
+    }
+
+    fn entries<'v>(object: &'v Object<'a>) -> impl Iterator<Item = (&'v str, &'v Node<'a>)>
+    where
+        Self: 'v,
+    {
+        object.iter()
+    }
+}
+
 /// One step of a JSON path.
 #[derive(Clone, Copy)]
 enum Seg<'a> {
@@ -284,23 +370,23 @@ impl Checker {
         }
     }
 
-    fn wrong_type(&mut self, path: &Path<'_>, expected: &str, found: &Value) {
+    fn wrong_type<J: Json>(&mut self, path: &Path<'_>, expected: &str, found: &J) {
         let severity = self.type_severity();
         let message = format!(
             "{} must be {expected}, not {}",
             path.render(),
-            kind_phrase(found)
+            kind_phrase(&found.view())
         );
         self.push(path, Code::WrongType, severity, message);
     }
 }
 
-fn kind_phrase(value: &Value) -> String {
+fn kind_phrase<J: Json>(value: &View<'_, J>) -> String {
     match value {
-        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-        Value::Number(n) if n.as_str().len() <= 40 => format!("the number {n}"),
+        View::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+        View::Number(n) if n.len() <= 40 => format!("the number {n}"),
         other => {
-            let kind = json_kind(other);
+            let kind = other.kind();
             let article = if kind == "array" || kind == "object" {
                 "an"
             } else {
@@ -314,12 +400,21 @@ fn kind_phrase(value: &Value) -> String {
 /// Validates one message against the Spec. Sizes are checked by [`message_size_problem`]
 /// and [`batch_size_problem`], since only the caller knows the bytes it received.
 pub fn validate(message: &Message) -> Report {
+    validate_body::<Value>(message.kind(), message.body())
+}
+
+/// [`validate()`] for a message parsed into the borrowed tree: the same problems in the
+/// same order.
+pub fn validate_borrowed(message: &BorrowedMessage<'_>) -> Report {
+    validate_body::<Node<'_>>(message.kind(), message.body())
+}
+
+fn validate_body<J: Json>(kind: MessageType, body: &J::Object) -> Report {
     let mut checker = Checker {
         problems: Vec::new(),
         soft: false,
     };
-    let top = Top::collect(message.body());
-    let kind = message.kind();
+    let top = Top::<J>::collect(body);
 
     // Identity.
     let user_id = check_id(&mut checker, &top, "userId");
@@ -394,16 +489,16 @@ pub fn validate(message: &Message) -> Report {
         && let Some(value) = top.get(key)
     {
         let path = Path::root(key);
-        match value {
-            Value::Object(map) => {
+        match value.view() {
+            View::Object(map) => {
                 let set = if kind == MessageType::Track {
                     Set::TrackProperties
                 } else {
                     Set::Plain
                 };
-                check_fields(&mut checker, &path, map, fields, set);
+                check_fields::<J>(&mut checker, &path, map, fields, set);
             }
-            other => checker.wrong_type(&path, "an object", other),
+            _ => checker.wrong_type(&path, "an object", value),
         }
     }
 
@@ -414,8 +509,8 @@ pub fn validate(message: &Message) -> Report {
 
 /// The top-level fields validation looks at, collected in one pass over the body: one string
 /// match per key instead of a hash lookup per field.
-struct Top<'a> {
-    slots: [Option<&'a Value>; TOP_KEYS.len()],
+struct Top<'a, J> {
+    slots: [Option<&'a J>; TOP_KEYS.len()],
 }
 
 /// The top-level fields validation looks at; [`top_slot`] gives their index.
@@ -460,12 +555,12 @@ fn top_slot(key: &str) -> Option<usize> {
     })
 }
 
-impl<'a> Top<'a> {
-    fn collect(body: &'a Map<String, Value>) -> Top<'a> {
+impl<'a, J: Json> Top<'a, J> {
+    fn collect(body: &'a J::Object) -> Top<'a, J> {
         let mut slots = [None; TOP_KEYS.len()];
-        for (key, value) in body {
+        for (key, value) in J::entries(body) {
             if let Some(slot) = top_slot(key)
-                && !value.is_null()
+                && !value.view().is_null()
             {
                 slots[slot] = Some(value);
             }
@@ -474,7 +569,7 @@ impl<'a> Top<'a> {
     }
 
     /// A field's value, treating `null` as absent.
-    fn get(&self, key: &str) -> Option<&'a Value> {
+    fn get(&self, key: &str) -> Option<&'a J> {
         top_slot(key).and_then(|slot| self.slots[slot])
     }
 }
@@ -493,15 +588,15 @@ enum IdState {
 
 /// Checks an id field's type. Strings are ids; numbers are ids with a warning (libraries
 /// stringify them, and so does normalization); empty strings warn and do not count.
-fn check_id(checker: &mut Checker, top: &Top<'_>, key: &str) -> IdState {
+fn check_id<J: Json>(checker: &mut Checker, top: &Top<'_, J>, key: &str) -> IdState {
     let Some(value) = top.get(key) else {
         return IdState::Absent;
     };
     let path = Path::root(key);
-    match value {
-        Value::String(s) if s.trim().is_empty() => IdState::Empty,
-        Value::String(_) => IdState::Present,
-        Value::Number(n) => {
+    match value.view() {
+        View::String(s) if s.trim().is_empty() => IdState::Empty,
+        View::String(_) => IdState::Present,
+        View::Number(n) => {
             checker.push(
                 &path,
                 Code::NumberId,
@@ -510,15 +605,15 @@ fn check_id(checker: &mut Checker, top: &Top<'_>, key: &str) -> IdState {
             );
             IdState::Present
         }
-        other => {
-            checker.wrong_type(&path, "a string", other);
+        _ => {
+            checker.wrong_type(&path, "a string", value);
             IdState::Absent
         }
     }
 }
 
 /// Reports a required id that is absent or empty. Empty optional ids only warn.
-fn require_id(checker: &mut Checker, top: &Top<'_>, key: &str, state: IdState) {
+fn require_id<J: Json>(checker: &mut Checker, top: &Top<'_, J>, key: &str, state: IdState) {
     let path = Path::root(key);
     match state {
         IdState::Present => {}
@@ -539,38 +634,44 @@ fn require_id(checker: &mut Checker, top: &Top<'_>, key: &str, state: IdState) {
     }
 }
 
-fn check_event(checker: &mut Checker, top: &Top<'_>) {
+fn check_event<J: Json>(checker: &mut Checker, top: &Top<'_, J>) {
     let path = Path::root("event");
-    match top.get("event") {
-        None => checker.push(
+    let Some(value) = top.get("event") else {
+        checker.push(
             &path,
             Code::Required,
             Severity::Error,
             "event is required on a track".to_owned(),
-        ),
-        Some(Value::String(s)) if s.trim().is_empty() => checker.push(
+        );
+        return;
+    };
+    match value.view() {
+        View::String(s) if s.trim().is_empty() => checker.push(
             &path,
             Code::Empty,
             Severity::Error,
             "event must not be empty".to_owned(),
         ),
-        Some(Value::String(_)) => {}
-        Some(other) => checker.wrong_type(&path, "a string", other),
+        View::String(_) => {}
+        _ => checker.wrong_type(&path, "a string", value),
     }
 }
 
-fn check_optional_string(checker: &mut Checker, top: &Top<'_>, key: &str) {
-    match top.get(key) {
-        None | Some(Value::String(_)) => {}
-        Some(other) => checker.wrong_type(&Path::root(key), "a string", other),
+fn check_optional_string<J: Json>(checker: &mut Checker, top: &Top<'_, J>, key: &str) {
+    if let Some(value) = top.get(key)
+        && !matches!(value.view(), View::String(_))
+    {
+        checker.wrong_type(&Path::root(key), "a string", value);
     }
 }
 
-fn check_message_id(checker: &mut Checker, top: &Top<'_>) {
+fn check_message_id<J: Json>(checker: &mut Checker, top: &Top<'_, J>) {
     let path = Path::root("messageId");
-    match top.get("messageId") {
-        None => {}
-        Some(Value::String(s)) => {
+    let Some(value) = top.get("messageId") else {
+        return;
+    };
+    match value.view() {
+        View::String(s) => {
             // Byte length bounds the character count; count only when it could be over.
             let max = crate::limits::MAX_MESSAGE_ID_CHARS;
             if s.len() > max {
@@ -585,13 +686,13 @@ fn check_message_id(checker: &mut Checker, top: &Top<'_>) {
                 }
             }
         }
-        Some(other) => checker.wrong_type(&path, "a string", other),
+        _ => checker.wrong_type(&path, "a string", value),
     }
 }
 
 /// Checks a timestamp field: a string in strict ISO 8601 (with `date_ok`, a bare date too).
-fn check_timestamp(checker: &mut Checker, path: &Path<'_>, value: &Value, date_ok: bool) {
-    let Value::String(text) = value else {
+fn check_timestamp<J: Json>(checker: &mut Checker, path: &Path<'_>, value: &J, date_ok: bool) {
+    let View::String(text) = value.view() else {
         let expected = if date_ok {
             "an ISO 8601 date or timestamp string"
         } else {
@@ -624,24 +725,24 @@ fn check_timestamp(checker: &mut Checker, path: &Path<'_>, value: &Value, date_o
     }
 }
 
-fn check_context(checker: &mut Checker, value: &Value) {
+fn check_context<J: Json>(checker: &mut Checker, value: &J) {
     let path = Path::root("context");
-    let Value::Object(map) = value else {
+    let View::Object(map) = value.view() else {
         checker.wrong_type(&path, "an object", value);
         return;
     };
-    check_fields(checker, &path, map, reserved::CONTEXT_FIELDS, Set::Context);
+    check_fields::<J>(checker, &path, map, reserved::CONTEXT_FIELDS, Set::Context);
 }
 
-fn check_integrations(checker: &mut Checker, path: &Path<'_>, value: &Value) {
-    let Value::Object(map) = value else {
+fn check_integrations<J: Json>(checker: &mut Checker, path: &Path<'_>, value: &J) {
+    let View::Object(map) = value.view() else {
         checker.wrong_type(path, "an object", value);
         return;
     };
-    for (name, setting) in map {
-        match setting {
-            Value::Bool(_) | Value::Object(_) => {}
-            other => checker.wrong_type(&path.key(name), "a boolean or an object", other),
+    for (name, setting) in J::entries(map) {
+        match setting.view() {
+            View::Bool | View::Object(_) => {}
+            _ => checker.wrong_type(&path.key(name), "a boolean or an object", setting),
         }
     }
 }
@@ -681,16 +782,17 @@ fn children(set: Set, field: &ReservedField) -> Option<&'static [ReservedField]>
 
 /// Checks the reserved fields of an object against `fields`; other keys are custom and
 /// free. Nested reserved objects are checked too.
-fn check_fields(
+fn check_fields<J: Json>(
     checker: &mut Checker,
     path: &Path<'_>,
-    map: &Map<String, Value>,
+    map: &J::Object,
     fields: &'static [ReservedField],
     set: Set,
 ) {
     let money = set == Set::TrackProperties;
-    for (key, value) in map {
-        if value.is_null() {
+    for (key, value) in J::entries(map) {
+        let view = value.view();
+        if view.is_null() {
             continue;
         }
         let Some(field) = reserved::lookup(fields, key) else {
@@ -699,7 +801,7 @@ fn check_fields(
         let path = path.key(key);
         match field.kind {
             FieldKind::String => {
-                if let Value::String(s) = value {
+                if let View::String(s) = view {
                     if money && field.name == "currency" {
                         check_currency(checker, &path, s);
                     }
@@ -709,40 +811,40 @@ fn check_fields(
             }
             FieldKind::Number => check_number(checker, &path, value, money),
             FieldKind::StringOrNumber => {
-                if !matches!(value, Value::String(_) | Value::Number(_)) {
+                if !matches!(view, View::String(_) | View::Number(_)) {
                     checker.wrong_type(&path, "a string or a number", value);
                 }
             }
             FieldKind::Bool => {
-                if !value.is_boolean() {
+                if !matches!(view, View::Bool) {
                     checker.wrong_type(&path, "a boolean", value);
                 }
             }
             FieldKind::Date => check_timestamp(checker, &path, value, true),
-            FieldKind::Array => match value {
-                Value::Array(items) => {
+            FieldKind::Array => match view {
+                View::Array(items) => {
                     if field.name == "keywords" {
                         for (i, item) in items.iter().enumerate() {
-                            if !item.is_string() {
+                            if !matches!(item.view(), View::String(_)) {
                                 checker.wrong_type(&path.index(i), "a string", item);
                             }
                         }
                     }
                 }
-                other => checker.wrong_type(&path, "an array", other),
+                _ => checker.wrong_type(&path, "an array", value),
             },
-            FieldKind::Object => match value {
-                Value::Object(inner) => {
+            FieldKind::Object => match view {
+                View::Object(inner) => {
                     if let Some(inner_fields) = children(set, field) {
                         // Inside context, reserved sub-fields (library.name, traits.email,
                         // ...) are checked as warnings: the context's own shape is an error.
                         let soft = checker.soft;
                         checker.soft = soft || set == Set::Context;
-                        check_fields(checker, &path, inner, inner_fields, Set::Plain);
+                        check_fields::<J>(checker, &path, inner, inner_fields, Set::Plain);
                         checker.soft = soft;
                     }
                 }
-                other => checker.wrong_type(&path, "an object", other),
+                _ => checker.wrong_type(&path, "an object", value),
             },
         }
     }
@@ -750,10 +852,10 @@ fn check_fields(
 
 /// A number field: numbers pass (money must also be an exact decimal); numeric strings warn;
 /// anything else is a wrong type.
-fn check_number(checker: &mut Checker, path: &Path<'_>, value: &Value, money: bool) {
-    match value {
-        Value::Number(n) => {
-            if money && Decimal::from_json_number(n).is_err() {
+fn check_number<J: Json>(checker: &mut Checker, path: &Path<'_>, value: &J, money: bool) {
+    match value.view() {
+        View::Number(n) => {
+            if money && n.parse::<Decimal>().is_err() {
                 let severity = checker.type_severity();
                 checker.push(
                     path,
@@ -766,7 +868,7 @@ fn check_number(checker: &mut Checker, path: &Path<'_>, value: &Value, money: bo
                 );
             }
         }
-        Value::String(s) if s.trim() == s && s.parse::<Decimal>().is_ok() => {
+        View::String(s) if s.trim() == s && s.parse::<Decimal>().is_ok() => {
             checker.push(
                 path,
                 Code::NumericString,
@@ -777,7 +879,7 @@ fn check_number(checker: &mut Checker, path: &Path<'_>, value: &Value, money: bo
                 ),
             );
         }
-        other => checker.wrong_type(path, "a number", other),
+        _ => checker.wrong_type(path, "a number", value),
     }
 }
 

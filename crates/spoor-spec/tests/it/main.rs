@@ -1,6 +1,7 @@
 //! Integration tests of the Spec crate: one binary, one module per area.
 
 mod batch;
+mod borrowed;
 mod currency;
 mod custom;
 mod decimal;

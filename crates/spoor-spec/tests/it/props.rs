@@ -8,7 +8,7 @@ use spoor_spec::{
 };
 
 /// Keys the validator and the normalizer look at, mixed with free ones.
-const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "type",
     "userId",
     "anonymousId",
@@ -80,7 +80,7 @@ fn strings() -> impl Strategy<Value = String> {
 }
 
 /// Arbitrary JSON whose object keys are mostly ones the code looks at.
-fn json() -> impl Strategy<Value = Value> {
+pub fn json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -102,7 +102,7 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
-fn kind() -> impl Strategy<Value = MessageType> {
+pub fn kind() -> impl Strategy<Value = MessageType> {
     prop::sample::select(MessageType::ALL.to_vec())
 }
 
