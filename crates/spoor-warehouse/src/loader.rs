@@ -43,7 +43,7 @@ pub struct LoaderOptions {
 impl Default for LoaderOptions {
     fn default() -> LoaderOptions {
         LoaderOptions {
-            batch_size: 2000,
+            batch_size: 1000,
             max_transaction: 50_000,
             allow_user_merge: false,
         }

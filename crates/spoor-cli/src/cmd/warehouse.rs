@@ -275,7 +275,7 @@ pub struct LoadArgs {
     pub allow_user_merge: bool,
     /// Messages per batch (read and planned together; while the warehouse is behind, batches
     /// share transactions of up to 50,000 messages).
-    #[arg(long, default_value_t = 2000, value_name = "N")]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     pub batch_size: usize,
 }
 
@@ -594,8 +594,10 @@ pub async fn start_loader(
         warehouse,
     };
     let store = location.open_for_writing().await?;
-    // The default batch (2,000 messages): with the pipeline two batches and their plans are in
-    // memory at once, so smaller batches keep `spoor serve`'s memory lower.
+    // The default batch (1,000 messages): with the pipeline two batches and their plans are in
+    // memory at once, so smaller batches keep `spoor serve`'s memory lower. With 2,000 the
+    // default serve peaked at 189-205 MB under batched load, with 1,000 at 157-170 MB, and
+    // the loader was no slower (docs/BENCHMARKS.md, "Session 5: the HTTP path and the store").
     let options = LoaderOptions {
         allow_user_merge,
         ..LoaderOptions::default()
