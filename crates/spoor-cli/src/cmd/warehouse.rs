@@ -597,7 +597,7 @@ pub async fn start_loader(
     // The default batch (1,000 messages): with the pipeline two batches and their plans are in
     // memory at once, so smaller batches keep `spoor serve`'s memory lower. With 2,000 the
     // default serve peaked at 189-205 MB under batched load, with 1,000 at 157-170 MB, and
-    // the loader was no slower (docs/BENCHMARKS.md, "Session 5: the HTTP path and the store").
+    // the loader was no slower (docs/BENCHMARKS.md, "Session 5: where issue 3's goals stand").
     let options = LoaderOptions {
         allow_user_merge,
         ..LoaderOptions::default()
