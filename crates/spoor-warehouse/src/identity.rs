@@ -86,12 +86,31 @@ pub enum Effect {
     },
 }
 
+/// One profile of the graph: a union-find node.
+#[derive(Clone, Debug)]
+struct Profile {
+    /// Its name (`user_id:u1`, `anonymous_id:a1`).
+    name: Box<str>,
+    /// The profile it was merged into, or itself while it stands.
+    parent: u32,
+    /// The smallest user id among its ids (kept for standing profiles).
+    first_user: Option<Box<str>>,
+}
+
 /// The id graph, in memory, loaded from `profile_ids`.
+///
+/// Each id points at the profile it joined; a merged profile points at the profile it was
+/// merged into (a union-find forest, paths halved as they are followed), so a merge is one
+/// write however many ids the merged profile has, and an id costs one map entry (about 200
+/// bytes with UUID ids, where a map from id to profile name and a list of every profile's
+/// ids took 500: `examples/identity_memory.rs`).
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
     /// The profile of every id, one map per [`IdType`] (looked up without allocating).
-    ids: [HashMap<String, String>; 2],
-    members: HashMap<String, Vec<(IdType, String)>>,
+    ids: [HashMap<Box<str>, u32>; 2],
+    profiles: Vec<Profile>,
+    /// Profile names to profiles, only while rows are loaded ([`Identity::load`]).
+    by_name: HashMap<Box<str>, u32>,
     allow_user_merge: bool,
 }
 
@@ -104,52 +123,117 @@ impl Identity {
         }
     }
 
-    /// Adds a stored `(id_type, id, profile)` row.
+    /// Adds a stored `(id_type, id, profile)` row. Call [`Identity::loaded`] after the last.
     pub fn load(&mut self, id_type: IdType, id: String, profile: String) {
-        self.members
-            .entry(profile.clone())
-            .or_default()
-            .push((id_type, id.clone()));
-        self.ids[id_type.index()].insert(id, profile);
+        if self.by_name.is_empty() && !self.profiles.is_empty() {
+            // Loading again after `loaded`: index the standing profiles by name again.
+            for i in 0..self.profiles.len() {
+                let root = self.find(i as u32);
+                if root == i as u32 {
+                    self.by_name.insert(self.profiles[i].name.clone(), root);
+                }
+            }
+        }
+        let p = match self.by_name.get(profile.as_str()) {
+            Some(&p) => p,
+            None => {
+                let p = self.new_profile(profile.clone().into_boxed_str());
+                self.by_name.insert(profile.into_boxed_str(), p);
+                p
+            }
+        };
+        if id_type == IdType::UserId {
+            self.note_user(p, &id);
+        }
+        self.ids[id_type.index()].insert(id.into_boxed_str(), p);
+    }
+
+    /// Frees what only loading needs.
+    pub fn loaded(&mut self) {
+        self.by_name = HashMap::new();
+    }
+
+    fn new_profile(&mut self, name: Box<str>) -> u32 {
+        let p = self.profiles.len() as u32;
+        self.profiles.push(Profile {
+            name,
+            parent: p,
+            first_user: None,
+        });
+        p
+    }
+
+    /// The standing profile `p` belongs to (halving the path on the way).
+    fn find(&mut self, mut p: u32) -> u32 {
+        loop {
+            let parent = self.profiles[p as usize].parent;
+            if parent == p {
+                return p;
+            }
+            let grandparent = self.profiles[parent as usize].parent;
+            self.profiles[p as usize].parent = grandparent;
+            p = grandparent;
+        }
+    }
+
+    /// The standing profile `p` belongs to, without changing the forest.
+    fn root(&self, mut p: u32) -> u32 {
+        loop {
+            let parent = self.profiles[p as usize].parent;
+            if parent == p {
+                return p;
+            }
+            p = parent;
+        }
+    }
+
+    /// Keeps `user` as the profile's first user id when it sorts before the one it has.
+    fn note_user(&mut self, p: u32, user: &str) {
+        let profile = &mut self.profiles[p as usize];
+        if profile
+            .first_user
+            .as_deref()
+            .is_none_or(|first| user < first)
+        {
+            profile.first_user = Some(user.into());
+        }
+    }
+
+    fn name(&self, p: u32) -> String {
+        self.profiles[p as usize].name.to_string()
     }
 
     /// The profile of an id.
     pub fn profile_of(&self, id_type: IdType, id: &str) -> Option<&str> {
-        self.ids[id_type.index()].get(id).map(String::as_str)
+        let p = *self.ids[id_type.index()].get(id)?;
+        Some(&self.profiles[self.root(p) as usize].name)
     }
 
-    fn add(&mut self, id_type: IdType, id: &str, profile: &str, effects: &mut Vec<Effect>) {
-        self.ids[id_type.index()].insert(id.to_owned(), profile.to_owned());
-        self.members
-            .entry(profile.to_owned())
-            .or_default()
-            .push((id_type, id.to_owned()));
+    /// The standing profile of an id.
+    fn lookup(&mut self, id_type: IdType, id: &str) -> Option<u32> {
+        let p = *self.ids[id_type.index()].get(id)?;
+        Some(self.find(p))
+    }
+
+    fn add(&mut self, id_type: IdType, id: &str, p: u32, effects: &mut Vec<Effect>) {
+        self.ids[id_type.index()].insert(id.into(), p);
+        if id_type == IdType::UserId {
+            self.note_user(p, id);
+        }
         effects.push(Effect::NewId {
             id_type,
             id: id.to_owned(),
-            profile: profile.to_owned(),
+            profile: self.name(p),
         });
     }
 
-    fn ensure(&mut self, id_type: IdType, id: &str, effects: &mut Vec<Effect>) -> String {
-        if let Some(p) = self.profile_of(id_type, id) {
-            return p.to_owned();
+    fn ensure(&mut self, id_type: IdType, id: &str, effects: &mut Vec<Effect>) -> u32 {
+        if let Some(p) = self.lookup(id_type, id) {
+            return p;
         }
-        let profile = format!("{}:{id}", id_type.as_str());
-        self.add(id_type, id, &profile, effects);
-        profile
-    }
-
-    fn first_user(&self, profile: &str) -> Option<String> {
-        let mut users: Vec<&String> = self
-            .members
-            .get(profile)?
-            .iter()
-            .filter(|(t, _)| *t == IdType::UserId)
-            .map(|(_, id)| id)
-            .collect();
-        users.sort();
-        users.first().map(|s| (*s).clone())
+        let p = self.new_profile(format!("{}:{id}", id_type.as_str()).into_boxed_str());
+        self.add(id_type, id, p, effects);
+        p
     }
 
     /// The type an alias's `previousId` is taken as.
@@ -170,6 +254,16 @@ impl Identity {
         other: Option<(IdType, &str)>,
         effects: &mut Vec<Effect>,
     ) -> Option<String> {
+        let p = self.resolve(user, other, effects)?;
+        Some(self.name(p))
+    }
+
+    fn resolve(
+        &mut self,
+        user: Option<&str>,
+        other: Option<(IdType, &str)>,
+        effects: &mut Vec<Effect>,
+    ) -> Option<u32> {
         let (user, (other_type, other_id)) = match (user, other) {
             (None, None) => return None,
             (Some(u), None) => return Some(self.ensure(IdType::UserId, u, effects)),
@@ -179,46 +273,45 @@ impl Identity {
         if other_type == IdType::UserId && other_id == user {
             return Some(self.ensure(IdType::UserId, user, effects));
         }
-        let pu = self.profile_of(IdType::UserId, user).map(str::to_owned);
-        let po = self.profile_of(other_type, other_id).map(str::to_owned);
+        let pu = self.lookup(IdType::UserId, user);
+        let po = self.lookup(other_type, other_id);
         match (pu, po) {
             (None, None) => {
-                let profile = format!("user_id:{user}");
-                self.add(IdType::UserId, user, &profile, effects);
-                self.add(other_type, other_id, &profile, effects);
-                Some(profile)
+                let p = self.new_profile(format!("user_id:{user}").into_boxed_str());
+                self.add(IdType::UserId, user, p, effects);
+                self.add(other_type, other_id, p, effects);
+                Some(p)
             }
             (Some(p), None) => {
-                self.add(other_type, other_id, &p, effects);
+                self.add(other_type, other_id, p, effects);
                 Some(p)
             }
             (None, Some(p)) => {
-                self.add(IdType::UserId, user, &p, effects);
+                self.add(IdType::UserId, user, p, effects);
                 Some(p)
             }
             (Some(kept), Some(merged)) if kept == merged => Some(kept),
             (Some(kept), Some(merged)) => {
-                if let Some(other_user) = self.first_user(&merged) {
+                if let Some(other_user) = self.profiles[merged as usize].first_user.clone() {
                     let allowed = self.allow_user_merge;
                     effects.push(Effect::UserMerge {
-                        kept: kept.clone(),
-                        merged: merged.clone(),
+                        kept: self.name(kept),
+                        merged: self.name(merged),
                         user_id: user.to_owned(),
-                        other_user_id: other_user,
+                        other_user_id: other_user.to_string(),
                         allowed,
                     });
                     if !allowed {
                         return Some(kept);
                     }
                 }
-                let moved = self.members.remove(&merged).unwrap_or_default();
-                for (id_type, id) in &moved {
-                    self.ids[id_type.index()].insert(id.clone(), kept.clone());
+                self.profiles[merged as usize].parent = kept;
+                if let Some(first) = self.profiles[merged as usize].first_user.take() {
+                    self.note_user(kept, &first);
                 }
-                self.members.entry(kept.clone()).or_default().extend(moved);
                 effects.push(Effect::Repoint {
-                    from: merged,
-                    to: kept.clone(),
+                    from: self.name(merged),
+                    to: self.name(kept),
                 });
                 Some(kept)
             }
@@ -239,6 +332,68 @@ mod tests {
         assert_eq!(p1.as_deref(), Some("anonymous_id:a1"));
         assert_eq!(p2, p1);
         assert_eq!(id.profile_of(IdType::UserId, "u1"), Some("anonymous_id:a1"));
+    }
+
+    #[test]
+    fn ids_follow_chains_of_merges() {
+        let mut id = Identity::new(true);
+        let mut fx = Vec::new();
+        id.observe(None, Some((IdType::AnonymousId, "a1")), &mut fx);
+        id.observe(None, Some((IdType::AnonymousId, "a2")), &mut fx);
+        id.observe(Some("u1"), Some((IdType::AnonymousId, "a2")), &mut fx);
+        // a1's profile joins u1's (which a2 created), then u1's joins u2's.
+        fx.clear();
+        id.observe(Some("u1"), Some((IdType::AnonymousId, "a1")), &mut fx);
+        assert_eq!(
+            fx,
+            [Effect::Repoint {
+                from: "anonymous_id:a1".into(),
+                to: "anonymous_id:a2".into()
+            }]
+        );
+        id.observe(Some("u2"), None, &mut fx);
+        fx.clear();
+        let p = id.observe(Some("u2"), Some((IdType::UserId, "u1")), &mut fx);
+        assert_eq!(p.as_deref(), Some("user_id:u2"));
+        // The merged profile held u1: recorded as a user-user merge, then made (allowed).
+        assert!(matches!(&fx[0], Effect::UserMerge { other_user_id, .. } if other_user_id == "u1"));
+        for (t, i) in [
+            (IdType::AnonymousId, "a1"),
+            (IdType::AnonymousId, "a2"),
+            (IdType::UserId, "u1"),
+            (IdType::UserId, "u2"),
+        ] {
+            assert_eq!(id.profile_of(t, i), Some("user_id:u2"), "{i}");
+        }
+    }
+
+    #[test]
+    fn loaded_rows_give_the_same_graph() {
+        let mut id = Identity::new(false);
+        id.load(IdType::AnonymousId, "a1".into(), "anonymous_id:a1".into());
+        id.load(IdType::UserId, "u1".into(), "anonymous_id:a1".into());
+        id.loaded();
+        // Rows loaded after `loaded` still find their profile by name.
+        id.load(IdType::AnonymousId, "a9".into(), "anonymous_id:a1".into());
+        id.loaded();
+        assert_eq!(
+            id.profile_of(IdType::AnonymousId, "a9"),
+            Some("anonymous_id:a1")
+        );
+        assert_eq!(id.previous_id_type("u1"), IdType::UserId);
+        let mut fx = Vec::new();
+        id.observe(Some("u2"), None, &mut fx);
+        fx.clear();
+        // The loaded profile holds u1: joining it to u2's is a user-user merge (refused).
+        let p = id.observe(Some("u2"), Some((IdType::AnonymousId, "a9")), &mut fx);
+        assert_eq!(p.as_deref(), Some("user_id:u2"));
+        assert!(
+            matches!(&fx[0], Effect::UserMerge { other_user_id, allowed: false, .. } if other_user_id == "u1")
+        );
+        assert_eq!(
+            id.profile_of(IdType::AnonymousId, "a1"),
+            Some("anonymous_id:a1")
+        );
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl<S: Store> Loader<S> {
                 identity.load(t, id.clone(), p.clone());
             }
         }
+        identity.loaded();
         self.caches = Caches {
             schema,
             identity,
