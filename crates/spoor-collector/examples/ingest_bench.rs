@@ -161,11 +161,11 @@ fn run(
                         "message id={:?} kind={} user={:?} anon={:?} event={:?} ts={:?}\n  {}",
                         m.message_id,
                         m.kind,
-                        m.user_id,
-                        m.anonymous_id,
-                        m.event,
-                        m.timestamp,
-                        m.body
+                        m.user_id(),
+                        m.anonymous_id(),
+                        m.event(),
+                        m.timestamp(),
+                        m.body()
                     );
                 }
                 for d in request.discards {

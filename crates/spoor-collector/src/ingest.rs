@@ -25,7 +25,9 @@ use spoor_spec::{
     Batch, BorrowedMessage, Map, Message, MessageType, Node, NormalizeCtx, Object, ParseError,
     Problem, Timestamp, Value,
 };
-use spoor_store::{AppendOutcome, AppendRequest, KeySnapshot, NewDiscard, NewMessage, StoreError};
+use spoor_store::{
+    AppendOutcome, AppendRequest, KeySnapshot, MessageFields, NewDiscard, NewMessage, StoreError,
+};
 
 use crate::AppState;
 
@@ -703,21 +705,26 @@ impl Prepared {
         };
         spoor_spec::normalize_borrowed(&mut message, &mut ctx);
         let body = message.body();
-        let mut json = Vec::with_capacity(text.len() + 160);
+        // Room for the normalized body and the fields stored beside it (`NewMessage::new`).
+        let mut json = Vec::with_capacity(text.len() + 320);
         body.write_json(&mut json);
-        let stored = NewMessage {
-            source_id: Arc::clone(&self.source),
-            message_id: message
+        let user_id = id_text_borrowed(body.get("userId"));
+        let anonymous_id = id_text_borrowed(body.get("anonymousId"));
+        let stored = NewMessage::new(
+            Arc::clone(&self.source),
+            message
                 .str_field("messageId")
                 .unwrap_or_default()
                 .to_owned(),
-            kind: message.kind().as_str(),
-            user_id: id_text_borrowed(body.get("userId")),
-            anonymous_id: id_text_borrowed(body.get("anonymousId")),
-            event: message.str_field("event").map(str::to_owned),
-            timestamp: message.str_field("timestamp").map(str::to_owned),
-            body: String::from_utf8(json).unwrap_or_default(),
-        };
+            message.kind().as_str(),
+            String::from_utf8(json).unwrap_or_default(),
+            MessageFields {
+                user_id,
+                anonymous_id,
+                event: message.str_field("event"),
+                timestamp: message.str_field("timestamp"),
+            },
+        );
         self.request.messages.push(stored);
         true
     }
@@ -755,16 +762,20 @@ impl Prepared {
         };
         spoor_spec::normalize(&mut message, &mut ctx);
         let body = message.body();
-        let stored = NewMessage {
-            source_id: Arc::clone(&self.source),
-            message_id: message.message_id().unwrap_or_default().to_owned(),
-            kind: message.kind().as_str(),
-            user_id: id_text(body.get("userId")),
-            anonymous_id: id_text(body.get("anonymousId")),
-            event: message.event().map(str::to_owned),
-            timestamp: message.timestamp().map(str::to_owned),
-            body: serde_json::to_string(body).unwrap_or_default(),
-        };
+        let user_id = id_text(body.get("userId"));
+        let anonymous_id = id_text(body.get("anonymousId"));
+        let stored = NewMessage::new(
+            Arc::clone(&self.source),
+            message.message_id().unwrap_or_default().to_owned(),
+            message.kind().as_str(),
+            serde_json::to_string(body).unwrap_or_default(),
+            MessageFields {
+                user_id: user_id.as_deref(),
+                anonymous_id: anonymous_id.as_deref(),
+                event: message.event(),
+                timestamp: message.timestamp(),
+            },
+        );
         self.request.messages.push(stored);
     }
 }
@@ -824,9 +835,9 @@ fn fill_ip_borrowed(body: &mut Object<'_>, ip: &str) {
 }
 
 /// [`id_text`] for the borrowed tree.
-fn id_text_borrowed(value: Option<&Node<'_>>) -> Option<String> {
+fn id_text_borrowed<'n>(value: Option<&'n Node<'_>>) -> Option<&'n str> {
     match value? {
-        Node::String(text) | Node::Number(text) => Some(text.to_string()),
+        Node::String(text) | Node::Number(text) => Some(text),
         _ => None,
     }
 }

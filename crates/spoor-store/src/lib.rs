@@ -30,6 +30,6 @@ pub use log::{LogEntry, LogSource};
 pub use meta::{FirstRun, KeySnapshot, MetaStore, Role, Source, SourceUpdate, Token, Workspace};
 pub use query::{Cell, QueryResult, run_query, run_query_with};
 pub use writer::{
-    AppendOutcome, AppendRequest, BoxFuture, LogStats, MessageLog, NewDiscard, NewMessage, NullLog,
-    SqliteLog, SqliteLogConfig,
+    AppendOutcome, AppendRequest, BoxFuture, LogStats, MessageFields, MessageLog, NewDiscard,
+    NewMessage, NullLog, SqliteLog, SqliteLogConfig,
 };

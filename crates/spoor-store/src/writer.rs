@@ -128,24 +128,109 @@ pub const WRITER_AUTOCHECKPOINT_BYTES: i64 = 32 << 20;
 const WRITER_CACHE_KIB: i64 = 4_096;
 
 /// One accepted, normalized message, ready to store.
+///
+/// The body and the short fields stored beside it share one allocation: a message is
+/// allocated by the thread that parsed it and freed by the store's syncer thread, and one
+/// buffer freed across threads costs the allocator a fraction of five (docs/BENCHMARKS.md,
+/// "Session 5: where issue 3's goals stand").
 #[derive(Clone, Debug)]
 pub struct NewMessage {
     /// The source it was sent to.
     pub source_id: Arc<str>,
-    /// Its messageId (set by normalization when the client sent none).
+    /// Its messageId (set by normalization when the client sent none). Its own allocation:
+    /// the dedupe index keeps it.
     pub message_id: String,
     /// Its type (`track`, ...).
     pub kind: &'static str,
+    /// The body, then `user_id`, `anonymous_id`, `event` and `timestamp` when present.
+    text: String,
+    /// Where each part of `text` ends: the body, then the four fields.
+    ends: [usize; 5],
+    /// Which of the four fields are present (bit 0: `user_id`, ... bit 3: `timestamp`).
+    present: u8,
+}
+
+/// The fields of a [`NewMessage`] besides its body, as text.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MessageFields<'a> {
     /// `userId`, as text.
-    pub user_id: Option<String>,
+    pub user_id: Option<&'a str>,
     /// `anonymousId`, as text.
-    pub anonymous_id: Option<String>,
+    pub anonymous_id: Option<&'a str>,
     /// `event` (track).
-    pub event: Option<String>,
+    pub event: Option<&'a str>,
     /// The corrected `timestamp`.
-    pub timestamp: Option<String>,
+    pub timestamp: Option<&'a str>,
+}
+
+impl NewMessage {
+    /// A message with its normalized JSON `body` (whose buffer also takes the fields: give
+    /// it spare capacity to save a reallocation).
+    pub fn new(
+        source_id: Arc<str>,
+        message_id: String,
+        kind: &'static str,
+        body: String,
+        fields: MessageFields<'_>,
+    ) -> NewMessage {
+        let mut text = body;
+        let parts = [
+            fields.user_id,
+            fields.anonymous_id,
+            fields.event,
+            fields.timestamp,
+        ];
+        text.reserve(parts.iter().flatten().map(|p| p.len()).sum());
+        let mut ends = [text.len(); 5];
+        let mut present = 0;
+        for (i, part) in parts.iter().enumerate() {
+            if let Some(part) = part {
+                text.push_str(part);
+                present |= 1 << i;
+            }
+            ends[i + 1] = text.len();
+        }
+        NewMessage {
+            source_id,
+            message_id,
+            kind,
+            text,
+            ends,
+            present,
+        }
+    }
+
     /// The normalized JSON body.
-    pub body: String,
+    pub fn body(&self) -> &str {
+        self.text.get(..self.ends[0]).unwrap_or_default()
+    }
+
+    fn field(&self, i: usize) -> Option<&str> {
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        self.text.get(self.ends[i]..self.ends[i + 1])
+    }
+
+    /// `userId`, as text.
+    pub fn user_id(&self) -> Option<&str> {
+        self.field(0)
+    }
+
+    /// `anonymousId`, as text.
+    pub fn anonymous_id(&self) -> Option<&str> {
+        self.field(1)
+    }
+
+    /// `event` (track).
+    pub fn event(&self) -> Option<&str> {
+        self.field(2)
+    }
+
+    /// The corrected `timestamp`.
+    pub fn timestamp(&self) -> Option<&str> {
+        self.field(3)
+    }
 }
 
 /// One rejected message or request, kept with its reasons.
@@ -1374,12 +1459,12 @@ impl Writer {
                         &*message.source_id,
                         message_id,
                         message.kind,
-                        message.user_id,
-                        message.anonymous_id,
-                        message.event,
-                        message.timestamp,
+                        message.user_id(),
+                        message.anonymous_id(),
+                        message.event(),
+                        message.timestamp(),
                         received_at,
-                        message.body,
+                        message.body(),
                     ])?;
                     if let Some(key) = fresh.take() {
                         let seq = tx.last_insert_rowid();
@@ -1469,16 +1554,57 @@ mod tests {
     }
 
     fn message(source: &str, id: &str) -> NewMessage {
-        NewMessage {
-            source_id: Arc::from(source),
-            message_id: id.to_owned(),
-            kind: "track",
-            user_id: Some("u1".to_owned()),
-            anonymous_id: None,
-            event: Some("Clicked".to_owned()),
-            timestamp: None,
-            body: format!("{{\"messageId\":\"{id}\"}}"),
-        }
+        NewMessage::new(
+            Arc::from(source),
+            id.to_owned(),
+            "track",
+            format!("{{\"messageId\":\"{id}\"}}"),
+            MessageFields {
+                user_id: Some("u1"),
+                event: Some("Clicked"),
+                ..MessageFields::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_message_keeps_its_fields_in_one_buffer() {
+        let body = String::from("{\"type\":\"track\"}");
+        let m = NewMessage::new(
+            Arc::from("s1"),
+            "m1".to_owned(),
+            "track",
+            body.clone(),
+            MessageFields {
+                user_id: Some(""),
+                anonymous_id: None,
+                event: Some("Clicked"),
+                timestamp: Some("2026-12-01T00:00:00.000Z"),
+            },
+        );
+        assert_eq!(m.body(), body);
+        // An empty id is kept as empty, not as absent.
+        assert_eq!(m.user_id(), Some(""));
+        assert_eq!(m.anonymous_id(), None);
+        assert_eq!(m.event(), Some("Clicked"));
+        assert_eq!(m.timestamp(), Some("2026-12-01T00:00:00.000Z"));
+        let bare = NewMessage::new(
+            Arc::from("s1"),
+            "m2".to_owned(),
+            "page",
+            "{}".to_owned(),
+            MessageFields::default(),
+        );
+        assert_eq!(bare.body(), "{}");
+        assert_eq!(
+            (
+                bare.user_id(),
+                bare.anonymous_id(),
+                bare.event(),
+                bare.timestamp()
+            ),
+            (None, None, None, None)
+        );
     }
 
     fn request(at_ms: i64, messages: Vec<NewMessage>) -> AppendRequest {
