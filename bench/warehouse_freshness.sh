@@ -6,6 +6,7 @@
 #
 # Usage: bench/warehouse_freshness.sh
 #   MODE=single CONNECTIONS=4 DURATION=20 bench/warehouse_freshness.sh
+#   RATE=msgs/s sends at that rate (open loop) instead of as fast as the connections go
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,8 +47,10 @@ for l in open(sys.argv[1]):
     d=json.loads(l)
     if "firstRun" in d: print(d["firstRun"]["writeKey"])' "$OUT/serve.out")"
 
+rate_args=()
+[ -n "${RATE:-}" ] && rate_args=(--rate "$RATE")
 "$LOADGEN" --url "$URL" --write-key "$KEY" --mode "$MODE" --connections "$CONNECTIONS" \
-    --duration "$DURATION" --warmup 1 > "$OUT/loadgen.json" &
+    --duration "$DURATION" --warmup 1 "${rate_args[@]}" > "$OUT/loadgen.json" &
 LOADGEN_PID=$!
 
 python3 - "$DATA" "$LOADGEN_PID" > "$OUT/samples.txt" <<'PY'
