@@ -584,6 +584,11 @@ pub fn serve_location(data: &std::path::Path, warehouse: Option<&str>) -> String
 
 /// Starts the loader of `spoor serve`: every 200 ms it loads what the log holds beyond the
 /// warehouse's checkpoint (in batches, until caught up). Errors are logged and retried.
+///
+/// The warehouse is connected to (or its file opened) before this returns, so a wrong
+/// `--warehouse` stops `spoor serve` at once; the loader opens it in the background (its
+/// schema, the id graph and, for a warehouse made by an earlier version, new indexes, which
+/// take seconds per million rows), so the collector takes messages meanwhile.
 pub async fn start_loader(
     data: &std::path::Path,
     warehouse: Option<String>,
@@ -602,12 +607,41 @@ pub async fn start_loader(
         allow_user_merge,
         ..LoaderOptions::default()
     };
-    let mut loader = Loader::open(store, options)
-        .await
-        .context("cannot open the warehouse")?;
     let log = Arc::new(EventReader::open(data).context("cannot read events.db")?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let mut store = Some(store);
+        let mut loader = loop {
+            let opened = match store.take() {
+                Some(store) => Ok(store),
+                None => location.open_for_writing().await,
+            };
+            // A stop while opening drops the open: its DDL is atomic (SQLite finishes the
+            // statement on its blocking thread; PostgreSQL rolls it back with the connection).
+            let result = match opened {
+                Ok(store) => tokio::select! {
+                    result = Loader::open(store, options.clone()) => result.map_err(anyhow::Error::new),
+                    _ = stopped.changed() => return,
+                },
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(loader) => break loader,
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "warehouse: cannot open it; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                        _ = stopped.changed() => return,
+                    }
+                }
+            }
+        };
+        tracing::info!(
+            checkpoint = loader.checkpoint(),
+            seconds = started.elapsed().as_secs_f64(),
+            "warehouse: opened"
+        );
         let mut interval = tokio::time::interval(POLL_INTERVAL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -21,7 +21,11 @@ struct Serve {
 
 impl Serve {
     fn start(extra: &[&str]) -> Serve {
-        let data = TempDir::new("warehouse");
+        Serve::start_in(TempDir::new("warehouse"), extra)
+    }
+
+    /// Starts `spoor serve` on a data directory prepared by the test.
+    fn start_in(data: TempDir, extra: &[&str]) -> Serve {
         let mut child = Command::new(spoor_bin())
             .args(["serve", "--json", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
@@ -294,4 +298,49 @@ async fn warehouse_serve_loads_postgres_and_reports_profiles_and_query_agree() {
     if let Ok(store) = spoor_warehouse::postgres::PgStore::connect(&url).await {
         let _ = store.drop_schema().await;
     }
+}
+
+/// The collector does not wait for its warehouse: with a warehouse that cannot be opened (its
+/// bookkeeping damaged), `spoor serve` listens, takes messages into the log, and keeps
+/// trying; once the warehouse is repaired the loader opens it and loads what was sent.
+#[tokio::test]
+async fn serve_takes_messages_while_its_warehouse_cannot_be_opened() {
+    use spoor_warehouse::Store;
+    let data = TempDir::new("warehouse-damaged");
+    let path = data.path().join("warehouse.db");
+    let mut damaged =
+        spoor_warehouse::sqlite::SqliteStore::open(&path).expect("create warehouse.db");
+    damaged
+        .execute(
+            "CREATE TABLE warehouse_state (key TEXT PRIMARY KEY, value TEXT);\n\
+             INSERT INTO warehouse_state VALUES ('checkpoint', 'not a number')",
+        )
+        .await
+        .expect("damage the checkpoint");
+    let serve = Serve::start_in(data, &[]);
+    send(&serve).await;
+    let dir = serve.data.path().display().to_string();
+    let rows = spoor_json(&[
+        "query",
+        "SELECT count(*) AS n FROM messages",
+        "--format",
+        "json",
+        "--data",
+        &dir,
+    ]);
+    assert_eq!(rows, json!([{"n": 6}]), "the log has every message");
+    // Nothing reaches the warehouse meanwhile (its checkpoint still reads as damaged).
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, revenue, _) = spoor(&["report", "revenue", "--format", "json", "--data", &dir]);
+    assert!(
+        !revenue.contains("0.3"),
+        "loaded before the repair: {revenue}"
+    );
+
+    damaged
+        .execute("UPDATE warehouse_state SET value = '0' WHERE key = 'checkpoint'")
+        .await
+        .expect("repair the checkpoint");
+    let waited = wait_for_revenue(&["--data", dir.as_str()]);
+    println!("loaded {waited:?} after the repair");
 }
