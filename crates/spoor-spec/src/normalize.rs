@@ -72,10 +72,7 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
     let received_text = received_at.to_string();
     match timestamp {
         Some(original) => {
-            let corrected = match sent_at {
-                Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
-                None => original,
-            };
+            let corrected = corrected_timestamp(original, sent_at, received_at);
             let original_value = match body.get_mut("timestamp") {
                 Some(slot) => std::mem::replace(slot, Value::String(corrected.to_string())),
                 None => Value::Null,
@@ -91,6 +88,20 @@ pub fn normalize(message: &mut Message, ctx: &mut NormalizeCtx<'_>) {
         }
     }
     body.insert("receivedAt".to_owned(), Value::String(received_text));
+}
+
+/// Segment's clock-skew correction, the one rule both trees apply: with a `sentAt`, the
+/// message's `timestamp` moves by the difference between the server's clock (`receivedAt`)
+/// and the client's (`sentAt`); without one it stays.
+fn corrected_timestamp(
+    original: Timestamp,
+    sent_at: Option<Timestamp>,
+    received_at: Timestamp,
+) -> Timestamp {
+    match sent_at {
+        Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
+        None => original,
+    }
 }
 
 /// [`normalize()`] for a message in the borrowed tree: the same changes, so the body writes
@@ -132,10 +143,7 @@ pub fn normalize_borrowed(message: &mut BorrowedMessage<'_>, ctx: &mut Normalize
     let received_text = received_at.to_string();
     match timestamp {
         Some(original) => {
-            let corrected = match sent_at {
-                Some(sent_at) => received_at.add_nanos(original.nanos_since(sent_at)),
-                None => original,
-            };
+            let corrected = corrected_timestamp(original, sent_at, received_at);
             let original_value = match body.get_mut("timestamp") {
                 Some(slot) => std::mem::replace(slot, Node::String(corrected.to_string().into())),
                 None => Node::Null,
