@@ -16,6 +16,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A file of the store is damaged where it cannot have been left by a crash.
+    #[error("{path} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// SQLite failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),

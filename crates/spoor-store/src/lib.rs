@@ -20,6 +20,8 @@ pub mod meta;
 pub mod query;
 pub mod runs;
 pub mod secret;
+pub mod segment;
+pub mod vtab;
 pub mod writer;
 
 pub use error::StoreError;
