@@ -1,6 +1,7 @@
 //! Read-only SQL over the data directory: `events.db` opened read-only (and
-//! `PRAGMA query_only`), with `warehouse.db` attached as `warehouse` when it exists, so
-//! `messages`, `discards` and the warehouse tables are all reachable by plain names.
+//! `PRAGMA query_only`), the log's `messages` virtual table ([`crate::vtab`]) registered, and
+//! `warehouse.db` attached as `warehouse` when it exists, so `messages`, `discards` and the
+//! warehouse tables are all reachable by plain names.
 
 use std::path::Path;
 
@@ -54,6 +55,9 @@ pub fn run_query_with(
         });
     }
     let conn = open_read_only(&events)?;
+    // `messages` is the log itself (an older, unmigrated `events.db` still has the table,
+    // which then takes precedence).
+    crate::vtab::register(&conn, dir)?;
     let warehouse = dir.join(WAREHOUSE_DB);
     if warehouse.is_file() {
         let uri = format!("file:{}?mode=ro", warehouse.display());

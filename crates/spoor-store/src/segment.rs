@@ -135,8 +135,16 @@ impl<'a> Record<'a> {
                 rest = rest.get(len..)?;
             }
         }
-        let [source_id, message_id, kind, user_id, anonymous_id, event, timestamp, received_at] =
-            fields;
+        let [
+            source_id,
+            message_id,
+            kind,
+            user_id,
+            anonymous_id,
+            event,
+            timestamp,
+            received_at,
+        ] = fields;
         Some(Record {
             seq,
             source_id: source_id?,
@@ -241,7 +249,7 @@ fn read_record(
     let [l0, l1, l2, l3, c0, c1, c2, c3] = head;
     let payload_len = u32::from_le_bytes([l0, l1, l2, l3]);
     let crc = u32::from_le_bytes([c0, c1, c2, c3]);
-    if payload_len < 8 || payload_len > MAX_PAYLOAD {
+    if !(8..=MAX_PAYLOAD).contains(&payload_len) {
         return Ok(None);
     }
     let end = offset + RECORD_HEAD as u64 + u64::from(payload_len);
@@ -274,10 +282,7 @@ fn read_header(file: &File, path: &Path) -> Result<Option<i64>, StoreError> {
     if &header[..8] != MAGIC {
         return Ok(None);
     }
-    Ok(header[8..]
-        .try_into()
-        .ok()
-        .map(i64::from_le_bytes))
+    Ok(header[8..].try_into().ok().map(i64::from_le_bytes))
 }
 
 /// Walks the valid records of one segment from `offset` (which must be a record's start),
@@ -356,7 +361,11 @@ impl SegmentWriter {
             return SegmentWriter::create(dir, first);
         };
         if header_first != first {
-            return Err(corrupt(&path, 8, "the header's first seq is not the file's name"));
+            return Err(corrupt(
+                &path,
+                8,
+                "the header's first seq is not the file's name",
+            ));
         }
         let mut expected = first;
         let mut broken_seq = false;
@@ -584,7 +593,11 @@ impl SegmentReader {
             return Ok(Some(next));
         }
         self.relist()?;
-        Ok(self.known().range(first + 1..).next().map(|(&next, _)| next))
+        Ok(self
+            .known()
+            .range(first + 1..)
+            .next()
+            .map(|(&next, _)| next))
     }
 
     /// Remembers record starts learnt by a walk of segment `first`.
@@ -754,7 +767,11 @@ mod tests {
             "the CRC covers the payload"
         );
         assert_eq!(Record::decode(payload), Some(rec));
-        assert_eq!(Record::decode(&payload[..20]), None, "cut inside the fields");
+        assert_eq!(
+            Record::decode(&payload[..20]),
+            None,
+            "cut inside the fields"
+        );
     }
 
     #[test]
@@ -787,7 +804,13 @@ mod tests {
         assert_eq!(page.first().map(OwnedRecord::seq), Some(501));
         assert_eq!(page.len(), 10);
         assert_eq!(
-            reader.get(777).unwrap().unwrap().record().unwrap().message_id,
+            reader
+                .get(777)
+                .unwrap()
+                .unwrap()
+                .record()
+                .unwrap()
+                .message_id,
             "m-776"
         );
         assert_eq!(reader.get(5_000).unwrap(), None);
@@ -879,7 +902,9 @@ mod tests {
         let first = list(&dir).unwrap()[0].1.clone();
         let file = OpenOptions::new().write(true).open(&first).unwrap();
         file.write_all_at(b"garbage!", 1_000_000).unwrap();
-        let err = SegmentReader::new(&dir).read_after(0, usize::MAX).unwrap_err();
+        let err = SegmentReader::new(&dir)
+            .read_after(0, usize::MAX)
+            .unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -182,10 +182,7 @@ impl MessagesCursor {
         if self.desc {
             // The newest part of the range first, read forwards and returned backwards.
             let from = self.upto.saturating_sub(BATCH as i64).max(self.after);
-            let mut batch = self
-                .reader
-                .read_after(from, BATCH)
-                .map_err(module_error)?;
+            let mut batch = self.reader.read_after(from, BATCH).map_err(module_error)?;
             batch.retain(|r| r.seq() <= self.upto);
             batch.reverse();
             self.upto = from;
@@ -305,7 +302,10 @@ mod tests {
         for i in 0..n {
             let id = format!("m-{i}");
             let user = format!("u{}", i % 7);
-            let body = format!(r#"{{"type":"track","event":"E{}","messageId":"{id}"}}"#, i % 3);
+            let body = format!(
+                r#"{{"type":"track","event":"E{}","messageId":"{id}"}}"#,
+                i % 3
+            );
             let event = format!("E{}", i % 3);
             writer.push(&Record {
                 seq: 0,
@@ -342,10 +342,16 @@ mod tests {
         register(&conn, &dir).unwrap();
         assert_eq!(ints(&conn, "SELECT count(*) FROM messages"), [3_000]);
         assert_eq!(
-            ints(&conn, "SELECT seq FROM messages WHERE seq > 2990 AND seq <= 2993"),
+            ints(
+                &conn,
+                "SELECT seq FROM messages WHERE seq > 2990 AND seq <= 2993"
+            ),
             [2_991, 2_992, 2_993]
         );
-        assert_eq!(ints(&conn, "SELECT seq FROM messages WHERE seq = 1234"), [1_234]);
+        assert_eq!(
+            ints(&conn, "SELECT seq FROM messages WHERE seq = 1234"),
+            [1_234]
+        );
         assert_eq!(
             ints(&conn, "SELECT seq FROM messages WHERE rowid >= 2999.5"),
             [3_000]
@@ -355,11 +361,17 @@ mod tests {
             [3_000, 2_999, 2_998]
         );
         assert_eq!(
-            ints(&conn, "SELECT seq FROM messages WHERE seq < 1100 ORDER BY seq DESC LIMIT 2"),
+            ints(
+                &conn,
+                "SELECT seq FROM messages WHERE seq < 1100 ORDER BY seq DESC LIMIT 2"
+            ),
             [1_099, 1_098]
         );
         assert_eq!(
-            ints(&conn, "SELECT seq FROM messages WHERE seq > '10' ORDER BY seq LIMIT 1"),
+            ints(
+                &conn,
+                "SELECT seq FROM messages WHERE seq > '10' ORDER BY seq LIMIT 1"
+            ),
             [11],
             "a text bound is compared as SQLite compares it with an INTEGER column"
         );

@@ -88,7 +88,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use spoor_spec::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,6 +96,7 @@ use crate::error::StoreError;
 use crate::events;
 use crate::histogram::{Histogram, Snapshot};
 use crate::runs::{self, Run, RunEntry};
+use crate::segment::{LOG_DIR, Record, SegmentReader, SegmentWriter};
 
 /// A boxed future, so [`MessageLog`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -109,23 +110,8 @@ pub const DEDUPE_FLUSH_EVERY: Duration = Duration::from_secs(60);
 const QUEUE_CAPACITY: usize = 4_096;
 /// The dedupe index's directory, inside the data directory.
 pub const DEDUPE_DIR: &str = "dedupe";
-/// How often the checkpoint thread runs a passive checkpoint while the WAL is idle.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-/// How often it runs one while commits keep arriving: often enough that the writer's own
-/// checkpoint (at [`WRITER_AUTOCHECKPOINT_BYTES`]) finds almost every frame copied already,
-/// so the copying happens on this thread and not on the writer's.
-pub const CHECKPOINT_BUSY_EVERY: Duration = Duration::from_millis(10);
-/// WAL size after which the writer checkpoints itself (as a number of pages of the file's
-/// page size). Under continuous load the checkpoint thread never finds the WAL fully copied,
-/// so this is what keeps the WAL, and so each checkpoint's burst of dirty pages, small:
-/// measured, a 256 MiB limit gave commit stalls of 0.2 to 1 s (the WAL's fsync queued behind
-/// the checkpoint's writeback) where 32 MiB keeps them under 0.2 s.
-pub const WRITER_AUTOCHECKPOINT_BYTES: i64 = 32 << 20;
-
-/// The writer's page cache, in KiB: it only appends to `messages` and `discards` (the right
-/// edge of their B-trees), so a small cache serves it as well as a large one, and its pages
-/// are resident for the life of the server.
-const WRITER_CACHE_KIB: i64 = 4_096;
+/// The discards connection's page cache, in KiB: it only appends to `discards`, rarely.
+const WRITER_CACHE_KIB: i64 = 1_024;
 
 /// One accepted, normalized message, ready to store.
 ///
@@ -403,30 +389,6 @@ pub struct SqliteLog {
     sender: mpsc::Sender<Job>,
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    checkpoint_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-fn checkpoint_loop(conn: Connection, shared: &Shared) {
-    let mut last = (0, 0);
-    let mut pause = CHECKPOINT_EVERY;
-    while !shared.stopping.load(Ordering::Relaxed) {
-        std::thread::sleep(pause);
-        // (frames in the WAL, frames copied): unchanged means nothing was committed since.
-        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
-        match frames {
-            Ok(frames) => {
-                pause = if frames == last {
-                    CHECKPOINT_EVERY
-                } else {
-                    CHECKPOINT_BUSY_EVERY
-                };
-                last = frames;
-            }
-            Err(err) => tracing::warn!(error = %err, "background checkpoint failed"),
-        }
-    }
 }
 
 impl std::fmt::Debug for SqliteLog {
@@ -436,34 +398,28 @@ impl std::fmt::Debug for SqliteLog {
 }
 
 impl SqliteLog {
-    /// Opens (creating when missing) `DIR/events.db`, loads the dedupe index's runs from
-    /// `DIR/dedupe/`, rebuilds the memtable from the messages after them, and starts the
-    /// writer thread (and the syncer, checkpoint, flush and merge threads).
+    /// Opens (creating when missing) the log in `DIR/log/` and `DIR/events.db`, cuts a
+    /// torn tail off the log, loads the dedupe index's runs from `DIR/dedupe/`, rebuilds
+    /// the memtable from the messages after them, and starts the writer thread (and the
+    /// syncer, flush and merge threads).
     pub fn open(dir: &Path, config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
         let flush_entries = config.dedupe_memtable;
+        // Migrates an older `messages` table into the log first (`crate::events`).
         let conn = events::open_for_writing(dir)?;
-        // The syncer makes each commit durable before it is acknowledged (module docs).
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        let page_size: i64 = conn.pragma_query_value(None, "page_size", |row| row.get(0))?;
-        conn.pragma_update(
-            None,
-            "wal_autocheckpoint",
-            WRITER_AUTOCHECKPOINT_BYTES / page_size.max(512),
-        )?;
+        let log_dir = dir.join(LOG_DIR);
+        let log = SegmentWriter::open(&log_dir, 0)?;
+        // Whatever an earlier process wrote is made durable before the dedupe index
+        // (rebuilt below) may refer to it; earlier segments were synced when closed.
+        log.current_file()
+            .sync_data()
+            .map_err(|source| StoreError::Io {
+                action: "sync",
+                path: log_dir.clone(),
+                source,
+            })?;
+        let reader = SegmentReader::new(&log_dir);
         let window_ms = i64::try_from(config.dedupe_window.as_millis()).unwrap_or(i64::MAX);
-        let wal_path = dir.join(format!("{}-wal", crate::files::EVENTS_DB));
-        // Whatever an earlier process committed is made durable before the dedupe index
-        // (rebuilt below) may refer to it.
-        let mut wal = WalFile {
-            path: wal_path.clone(),
-            file: None,
-        };
-        wal.sync().map_err(|source| StoreError::Io {
-            action: "sync",
-            path: wal_path.clone(),
-            source,
-        })?;
         let runs = Arc::new(RunSet {
             dir: dir.join(DEDUPE_DIR),
             runs: RwLock::new(Vec::new()),
@@ -482,18 +438,16 @@ impl SqliteLog {
             jobs: None,
             candidates: Vec::new(),
         };
-        dedupe.recover(&conn, window_ms)?;
+        dedupe.recover(&conn, &reader, log.last_seq(), window_ms)?;
+        let current = Arc::new(Mutex::new(log.current_file()));
         let mut run_threads = Vec::new();
         if window_ms > 0 {
             let (jobs, job_receiver) = std::sync::mpsc::channel();
             let (wake, woken) = std::sync::mpsc::channel();
             let flush_set = Arc::clone(&runs);
-            let flush_wal = WalFile {
-                path: wal_path.clone(),
-                file: None,
-            };
+            let flush_current = Arc::clone(&current);
             run_threads.push(spawn("spoor-log-dedupe", dir, move || {
-                flush_loop(&flush_set, flush_wal, job_receiver, wake)
+                flush_loop(&flush_set, &flush_current, job_receiver, wake)
             })?);
             let merge_set = Arc::clone(&runs);
             run_threads.push(spawn("spoor-log-merge", dir, move || {
@@ -501,9 +455,6 @@ impl SqliteLog {
             })?);
             dedupe.jobs = Some(jobs);
         }
-        let checkpointer = events::open_for_writing(dir)?;
-        // A checkpoint copies frames from the WAL to the file without the page cache.
-        checkpointer.pragma_update(None, "cache_size", -256)?;
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let shared = Arc::new(Shared {
             stopping: AtomicBool::new(false),
@@ -516,16 +467,15 @@ impl SqliteLog {
             sync_time: Histogram::new(),
         });
         let (unsynced, groups) = std::sync::mpsc::channel();
-        let wal = WalFile {
-            path: wal_path,
-            file: None,
-        };
         let syncer_shared = Arc::clone(&shared);
         let syncer = spawn("spoor-log-syncer", dir, move || {
-            sync_loop(wal, groups, &syncer_shared)
+            sync_loop(groups, &syncer_shared)
         })?;
         let writer = Writer {
             conn,
+            log,
+            reader,
+            current,
             receiver,
             unsynced: Some(unsynced),
             syncer: Some(syncer),
@@ -536,15 +486,10 @@ impl SqliteLog {
             pending: KeyMap::default(),
         };
         let thread = spawn("spoor-log-writer", dir, move || writer.run())?;
-        let checkpoint_shared = Arc::clone(&shared);
-        let checkpoint_thread = spawn("spoor-log-checkpoint", dir, move || {
-            checkpoint_loop(checkpointer, &checkpoint_shared)
-        })?;
         Ok(SqliteLog {
             sender,
             shared,
             thread: Mutex::new(Some(thread)),
-            checkpoint_thread: Mutex::new(Some(checkpoint_thread)),
         })
     }
 }
@@ -613,16 +558,8 @@ impl MessageLog for SqliteLog {
             }
             let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
             self.shared.stopping.store(true, Ordering::Relaxed);
-            let checkpointer = self
-                .checkpoint_thread
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(handle) = handle {
-                    let _ = handle.join();
-                }
-                if let Some(handle) = checkpointer {
                     let _ = handle.join();
                 }
             })
@@ -632,7 +569,7 @@ impl MessageLog for SqliteLog {
     }
 }
 
-/// A committed group's answers, waiting for the fsync that makes the commit durable.
+/// A written group's answers, waiting for the fsync that makes it durable.
 struct Unsynced {
     answers: Vec<(
         oneshot::Sender<Result<AppendOutcome, StoreError>>,
@@ -641,50 +578,31 @@ struct Unsynced {
     /// The group's requests, freed by the syncer after answering (their strings were
     /// allocated by other threads, and freeing them was a twentieth of the writer's time).
     spent: Vec<AppendRequest>,
+    /// The segment the group was written to.
+    file: Arc<std::fs::File>,
 }
 
-/// The WAL file as the syncer sees it: opened by path and reopened when the path names
-/// another file (SQLite deletes the WAL only when its last connection closes, after a
-/// complete checkpoint, so this is a safeguard, not a path taken in normal running).
-struct WalFile {
-    path: std::path::PathBuf,
-    file: Option<(std::fs::File, u64)>,
-}
-
-impl WalFile {
-    /// Makes every frame written to the WAL so far durable.
-    fn sync(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let inode = match std::fs::metadata(&self.path) {
-            Ok(meta) => meta.ino(),
-            // No WAL: the last connection closed it after a complete, synced checkpoint.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        let stale = !matches!(&self.file, Some((_, open)) if *open == inode);
-        if stale {
-            let file = std::fs::File::open(&self.path)?;
-            let inode = file.metadata()?.ino();
-            self.file = Some((file, inode));
-        }
-        match &self.file {
-            Some((file, _)) => file.sync_data(),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The syncer thread: answers committed groups once an fsync of the WAL covers them.
-fn sync_loop(mut wal: WalFile, groups: std::sync::mpsc::Receiver<Unsynced>, shared: &Shared) {
+/// The syncer thread: answers written groups once an fsync of their segment covers them.
+fn sync_loop(groups: std::sync::mpsc::Receiver<Unsynced>, shared: &Shared) {
     while let Ok(first) = groups.recv() {
-        let Unsynced { mut answers, spent } = first;
+        let Unsynced {
+            mut answers,
+            spent,
+            file,
+        } = first;
         let mut spent = vec![spent];
+        // Usually one file; two when the writer started a segment meanwhile (it synced the
+        // full one itself, but syncing it again costs nothing and keeps this rule simple).
+        let mut files = vec![file];
         while let Ok(more) = groups.try_recv() {
             answers.extend(more.answers);
             spent.push(more.spent);
+            if !files.iter().any(|f| Arc::ptr_eq(f, &more.file)) {
+                files.push(more.file);
+            }
         }
         let started = Instant::now();
-        let synced = wal.sync();
+        let synced = files.iter().try_for_each(|f| f.sync_data());
         shared.sync_time.record(started.elapsed());
         match synced {
             Ok(()) => {
@@ -695,8 +613,8 @@ fn sync_loop(mut wal: WalFile, groups: std::sync::mpsc::Receiver<Unsynced>, shar
             Err(err) => {
                 shared.failures.fetch_add(1, Ordering::Relaxed);
                 shared.healthy.store(false, Ordering::Relaxed);
-                tracing::error!(error = %err, requests = answers.len(), "fsync of the WAL failed");
-                let reason = format!("fsync of {} failed: {err}", wal.path.display());
+                tracing::error!(error = %err, requests = answers.len(), "fsync of the log failed");
+                let reason = format!("fsync of the message log failed: {err}");
                 for (reply, _) in answers {
                     let _ = reply.send(Err(StoreError::CommitFailed(reason.clone())));
                 }
@@ -707,7 +625,14 @@ fn sync_loop(mut wal: WalFile, groups: std::sync::mpsc::Receiver<Unsynced>, shar
 }
 
 struct Writer {
+    /// `events.db`: discards and `dedupe_meta`.
     conn: Connection,
+    /// The message log.
+    log: SegmentWriter,
+    /// The log, read (dedupe hits are checked against the stored messageId).
+    reader: SegmentReader,
+    /// The segment being written, for the flush thread's sync.
+    current: Arc<Mutex<Arc<std::fs::File>>>,
     receiver: mpsc::Receiver<Job>,
     /// Committed groups on their way to the syncer.
     unsynced: Option<std::sync::mpsc::Sender<Unsynced>>,
@@ -916,7 +841,13 @@ impl Dedupe {
     /// Loads the runs of `DIR/dedupe` and brings the memtable in line with the log after an
     /// open (clean or after a crash): converts a schema-4 `dedupe` table into a run, then
     /// reads the messages after the runs' coverage, flushing every `flush_entries` of them.
-    fn recover(&mut self, conn: &Connection, window_ms: i64) -> Result<(), StoreError> {
+    fn recover(
+        &mut self,
+        conn: &Connection,
+        log: &SegmentReader,
+        log_end: i64,
+        window_ms: i64,
+    ) -> Result<(), StoreError> {
         let floor: i64 =
             conn.query_row("SELECT last_seq FROM dedupe_meta WHERE id = 1", [], |r| {
                 r.get(0)
@@ -924,9 +855,8 @@ impl Dedupe {
         if window_ms <= 0 {
             // Nothing is kept: turning dedupe back on later starts from the log's end.
             conn.execute(
-                "UPDATE dedupe_meta SET last_seq = (SELECT coalesce(max(seq), 0) FROM messages) \
-                 WHERE id = 1",
-                [],
+                "UPDATE dedupe_meta SET last_seq = ?1 WHERE id = 1",
+                [log_end],
             )?;
             return Ok(());
         }
@@ -952,19 +882,17 @@ impl Dedupe {
         let mut after = self.covered;
         loop {
             let mut rows: Vec<(i64, String, String, String)> = Vec::new();
-            {
-                let mut stmt = conn.prepare(
-                    "SELECT seq, source_id, message_id, received_at FROM messages \
-                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                )?;
-                let limit = i64::try_from(self.flush_entries).unwrap_or(i64::MAX);
-                let mapped = stmt.query_map(params![after, limit], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })?;
-                for row in mapped {
-                    rows.push(row?);
+            log.scan_after(after, |seq, payload| {
+                if let Some(record) = Record::decode(payload) {
+                    rows.push((
+                        seq,
+                        record.source_id.to_owned(),
+                        record.message_id.to_owned(),
+                        record.received_at.to_owned(),
+                    ));
                 }
-            }
+                rows.len() < self.flush_entries
+            })?;
             let Some(last) = rows.last().map(|row| row.0) else {
                 break;
             };
@@ -1038,7 +966,7 @@ impl Dedupe {
 
     /// The `received_ms` of a key committed earlier: memtable, flushes in progress, then the
     /// runs (only when the Bloom filter says the key may be there).
-    fn lookup(&mut self, conn: &Connection, keyed: &Keyed) -> Result<Option<i64>, StoreError> {
+    fn lookup(&mut self, log: &SegmentReader, keyed: &Keyed) -> Result<Option<i64>, StoreError> {
         let (hash, key) = (keyed.hash, &keyed.key);
         if !self.bloom.may_contain(hash) {
             return Ok(None);
@@ -1062,17 +990,17 @@ impl Dedupe {
         if self.candidates.is_empty() {
             return Ok(None);
         }
-        // Latest first; the hash narrows it to a few rows, the text comparison through
-        // `messages` makes the answer exact.
+        // Latest first; the hash narrows it to a few records, the text comparison with
+        // the log makes the answer exact.
         self.candidates
             .sort_unstable_by_key(|&(_, ms)| std::cmp::Reverse(ms));
-        let mut stmt =
-            conn.prepare_cached("SELECT source_id, message_id FROM messages WHERE seq = ?1")?;
         for &(seq, ms) in &self.candidates {
-            let found: Option<(String, String)> = stmt
-                .query_row(params![seq], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()?;
-            if found.is_some_and(|(source, id)| *source == *key.0 && id == key.1) {
+            let found = log.get(seq)?;
+            let same = found
+                .as_ref()
+                .and_then(|owned| owned.record())
+                .is_some_and(|r| r.source_id == &*key.0 && r.message_id == key.1);
+            if same {
                 return Ok(Some(ms));
             }
         }
@@ -1121,7 +1049,7 @@ impl Dedupe {
     }
 
     /// Writes the memtable as a run now, on this thread (while recovering, before the flush
-    /// thread starts; the WAL was synced first).
+    /// thread starts; the log was synced first).
     fn flush_now(&mut self, covered: i64) -> Result<(), StoreError> {
         if let Some(job) = self.freeze(covered) {
             let run = job.write(&self.runs.dir)?;
@@ -1184,21 +1112,24 @@ const MERGE_FAN_IN: usize = 8;
 /// How often the merge thread looks for expired runs when no run is added.
 const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
-/// The flush thread: writes each frozen memtable as a run, once the WAL holding its
-/// messages is synced (a run never covers a message that a machine crash could lose).
+/// The flush thread: writes each frozen memtable as a run, once the log holding its
+/// messages is synced (a run never covers a message that a machine crash could lose). The
+/// segment being written is the only one that may need it: full ones are synced when
+/// closed.
 fn flush_loop(
     set: &RunSet,
-    mut wal: WalFile,
+    current: &Mutex<Arc<std::fs::File>>,
     jobs: std::sync::mpsc::Receiver<RunJob>,
     merges: std::sync::mpsc::Sender<()>,
 ) {
     while let Ok(job) = jobs.recv() {
         loop {
-            let result = wal
-                .sync()
+            let file = Arc::clone(&current.lock().unwrap_or_else(|p| p.into_inner()));
+            let result = file
+                .sync_data()
                 .map_err(|source| StoreError::Io {
                     action: "sync",
-                    path: wal.path.clone(),
+                    path: set.dir.join("..").join(LOG_DIR),
                     source,
                 })
                 .and_then(|()| job.write(&set.dir));
@@ -1213,7 +1144,7 @@ fn flush_loop(
                     break;
                 }
                 Err(err) if set.closing.load(Ordering::Relaxed) => {
-                    // Rebuilt from `messages` on the next open.
+                    // Rebuilt from the log on the next open.
                     tracing::warn!(error = %err, "dedupe run not written at close");
                     break;
                 }
@@ -1357,7 +1288,7 @@ impl Writer {
                 .requests
                 .fetch_add(group.len() as u64, Ordering::Relaxed);
             match result {
-                Ok(()) => {
+                Ok(file) => {
                     self.shared.commits.fetch_add(1, Ordering::Relaxed);
                     self.shared.healthy.store(true, Ordering::Relaxed);
                     let mut spent = Vec::with_capacity(group.len());
@@ -1369,7 +1300,11 @@ impl Writer {
                             (reply, *outcome)
                         })
                         .collect();
-                    let answers = Unsynced { answers, spent };
+                    let answers = Unsynced {
+                        answers,
+                        spent,
+                        file,
+                    };
                     if let Some(unsynced) = &self.unsynced {
                         // The syncer only stops once this sender is dropped, below.
                         let _ = unsynced.send(answers);
@@ -1402,7 +1337,7 @@ impl Writer {
                 let _ = reply.send(Err(StoreError::Closed));
             }
         }
-        if let Err(err) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+        if let Err(err) = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
             tracing::warn!(error = %err, "checkpoint at shutdown failed");
         }
         if let Some(reply) = close_reply {
@@ -1410,7 +1345,46 @@ impl Writer {
         }
     }
 
+    /// Writes a group: its messages to the log (one `write`), its discards to `events.db`
+    /// (one transaction, synced at commit, before the messages). Returns the segment to
+    /// sync before answering.
     fn write_group(
+        &mut self,
+        group: &mut [(
+            AppendRequest,
+            oneshot::Sender<Result<AppendOutcome, StoreError>>,
+        )],
+        outcomes: &mut Vec<AppendOutcome>,
+    ) -> Result<Arc<std::fs::File>, StoreError> {
+        let result = self.encode_group(group, outcomes);
+        let written = result.and_then(|()| self.log.write());
+        let written = match written {
+            Ok(written) => written,
+            Err(err) => {
+                self.log.abandon();
+                return Err(err);
+            }
+        };
+        if !Arc::ptr_eq(
+            &written.file,
+            &self.current.lock().unwrap_or_else(|p| p.into_inner()),
+        ) {
+            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&written.file);
+        }
+        if !self.pending.is_empty() {
+            if self.dedupe.memtable.is_empty() {
+                self.dedupe.first_unflushed = Some(Instant::now());
+            }
+            for (keyed, entry) in self.pending.drain() {
+                self.dedupe.remember(keyed, entry);
+            }
+        }
+        Ok(written.file)
+    }
+
+    /// Deduplicates and encodes the group's messages for the log, and commits its
+    /// discards.
+    fn encode_group(
         &mut self,
         group: &mut [(
             AppendRequest,
@@ -1420,79 +1394,74 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let window_ms = self.window_ms;
         self.pending.clear();
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO messages (source_id, message_id, type, user_id, anonymous_id, event, \
-                 timestamp, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            let mut discard = tx.prepare_cached(
-                "INSERT INTO discards (source_id, received_at, code, reasons, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for (request, _) in group.iter_mut() {
-                let mut outcome = AppendOutcome::default();
-                let received_ms = request.received_at.unix_millis();
-                let received_at = request.received_at.to_string();
-                for message in request.messages.iter_mut() {
-                    let mut fresh = None;
-                    if window_ms > 0 {
-                        // The key takes the messageId (the request is freed after the commit).
-                        let key = Keyed::new(
-                            Arc::clone(&message.source_id),
-                            std::mem::take(&mut message.message_id),
-                        );
-                        let seen = match self.pending.get(&key) {
-                            Some(entry) => Some(entry.received_ms),
-                            None => self.dedupe.lookup(&tx, &key)?,
-                        };
-                        if seen.is_some_and(|ms| ms >= received_ms.saturating_sub(window_ms)) {
-                            outcome.duplicates += 1;
-                            continue;
-                        }
-                        fresh = Some(key);
+        let mut discards = 0;
+        for (request, _) in group.iter_mut() {
+            let mut outcome = AppendOutcome::default();
+            let received_ms = request.received_at.unix_millis();
+            let received_at = request.received_at.to_string();
+            for message in request.messages.iter_mut() {
+                let mut fresh = None;
+                if window_ms > 0 {
+                    // The key takes the messageId (the request is freed after the commit).
+                    let key = Keyed::new(
+                        Arc::clone(&message.source_id),
+                        std::mem::take(&mut message.message_id),
+                    );
+                    let seen = match self.pending.get(&key) {
+                        Some(entry) => Some(entry.received_ms),
+                        None => self.dedupe.lookup(&self.reader, &key)?,
+                    };
+                    if seen.is_some_and(|ms| ms >= received_ms.saturating_sub(window_ms)) {
+                        outcome.duplicates += 1;
+                        continue;
                     }
-                    let message_id = fresh.as_ref().map_or(&message.message_id, |k| &k.key.1);
-                    insert.execute(params![
-                        &*message.source_id,
-                        message_id,
-                        message.kind,
-                        message.user_id(),
-                        message.anonymous_id(),
-                        message.event(),
-                        message.timestamp(),
-                        received_at,
-                        message.body(),
-                    ])?;
-                    if let Some(key) = fresh.take() {
-                        let seq = tx.last_insert_rowid();
-                        self.pending.insert(key, Entry { received_ms, seq });
-                    }
-                    outcome.stored += 1;
+                    fresh = Some(key);
                 }
-                for item in &request.discards {
-                    discard.execute(params![
-                        item.source_id.as_deref(),
-                        received_at,
-                        item.code,
-                        item.reasons,
-                        item.body,
-                    ])?;
-                    outcome.discarded += 1;
+                let message_id = fresh.as_ref().map_or(&message.message_id, |k| &k.key.1);
+                let seq = self.log.push(&Record {
+                    seq: 0,
+                    source_id: &message.source_id,
+                    message_id,
+                    kind: message.kind,
+                    user_id: message.user_id(),
+                    anonymous_id: message.anonymous_id(),
+                    event: message.event(),
+                    timestamp: message.timestamp(),
+                    received_at: &received_at,
+                    body: message.body(),
+                });
+                if let Some(key) = fresh.take() {
+                    self.pending.insert(key, Entry { received_ms, seq });
                 }
-                outcomes.push(outcome);
+                outcome.stored += 1;
             }
+            discards += request.discards.len();
+            outcome.discarded = request.discards.len();
+            outcomes.push(outcome);
         }
-        tx.commit()?;
-        if !self.pending.is_empty() {
-            if self.dedupe.memtable.is_empty() {
-                self.dedupe.first_unflushed = Some(Instant::now());
+        if discards > 0 {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut discard = tx.prepare_cached(
+                    "INSERT INTO discards (source_id, received_at, code, reasons, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (request, _) in group.iter() {
+                    let received_at = request.received_at.to_string();
+                    for item in &request.discards {
+                        discard.execute(params![
+                            item.source_id.as_deref(),
+                            received_at,
+                            item.code,
+                            item.reasons,
+                            item.body,
+                        ])?;
+                    }
+                }
             }
-            for (keyed, entry) in self.pending.drain() {
-                self.dedupe.remember(keyed, entry);
-            }
+            tx.commit()?;
         }
         Ok(())
     }
@@ -1510,13 +1479,9 @@ impl Writer {
         }
     }
 
-    /// The highest `seq` in `messages`.
+    /// The highest `seq` in the log.
     fn log_end(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM messages", [], |r| {
-                r.get(0)
-            })?)
+        Ok(self.log.last_seq())
     }
 
     fn send_flush(&mut self, end: i64) {
@@ -1628,6 +1593,7 @@ mod tests {
 
     fn count(dir: &Path, sql: &str) -> i64 {
         let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+        crate::vtab::register(&conn, dir).unwrap();
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
@@ -1697,6 +1663,107 @@ mod tests {
         log.close().await.unwrap();
         assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 3);
         assert_eq!((runs_of(&dir).1, runs_of(&dir).2), (3, 3));
+    }
+
+    /// An `events.db` as schema 5 left it, with `n` messages in its `messages` table.
+    fn schema_5_log(dir: &Path, n: usize) {
+        std::fs::create_dir_all(dir).unwrap();
+        let conn = Connection::open(dir.join(crate::files::EVENTS_DB)).unwrap();
+        conn.execute_batch(OLD_LOG_TABLES).unwrap();
+        conn.execute_batch("INSERT INTO dedupe_meta VALUES (1, 0); PRAGMA user_version = 5;")
+            .unwrap();
+        for i in 0..n {
+            conn.execute(
+                "INSERT INTO messages (source_id, message_id, type, user_id, event, received_at, \
+                 body) VALUES ('s1', ?1, 'track', ?2, 'Old', ?4, ?3)",
+                params![
+                    format!("old-{i}"),
+                    (i % 2 == 0).then(|| format!("u{i}")),
+                    format!(r#"{{"n":{i}}}"#),
+                    Timestamp::from_unix_millis(now_ms()).to_string()
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_schema_5_messages_table_moves_into_the_log_seq_for_seq() {
+        let dir = temp_dir("schema5");
+        schema_5_log(&dir, 5_000);
+        let log = open(&dir, DAY, 1_000);
+        assert_eq!(count(&dir, "PRAGMA user_version"), events::SCHEMA_VERSION);
+        assert_eq!(
+            count(
+                &dir,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"
+            ),
+            0,
+            "the table is gone: `messages` is now the log"
+        );
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 5_000);
+        assert_eq!(
+            count(
+                &dir,
+                "SELECT count(*) FROM messages WHERE message_id = 'old-' || (seq - 1) \
+                 AND body ->> '$.n' = seq - 1 AND event = 'Old' \
+                 AND (user_id IS NULL) = (seq % 2 = 0)"
+            ),
+            5_000
+        );
+        // The new messages follow the old ones; the old ids are still deduplicated.
+        let t = now_ms() + 1_000;
+        let outcome = log
+            .append(request(
+                t,
+                vec![message("s1", "old-7"), message("s1", "fresh")],
+            ))
+            .await
+            .unwrap();
+        assert_eq!((outcome.stored, outcome.duplicates), (1, 1));
+        log.close().await.unwrap();
+        assert_eq!(
+            count(&dir, "SELECT seq FROM messages WHERE message_id = 'fresh'"),
+            5_001
+        );
+    }
+
+    #[tokio::test]
+    async fn a_migration_interrupted_after_the_rename_only_drops_the_table() {
+        let dir = temp_dir("schema5-crash");
+        schema_5_log(&dir, 10);
+        // The log directory is in place but the table was not dropped yet: as if the
+        // process died between the rename and the commit.
+        let mut writer = SegmentWriter::open(&dir.join(LOG_DIR), 0).unwrap();
+        for i in 0..10 {
+            let id = format!("old-{i}");
+            writer.push(&Record {
+                seq: 0,
+                source_id: "s1",
+                message_id: &id,
+                kind: "track",
+                user_id: None,
+                anonymous_id: None,
+                event: Some("Old"),
+                timestamp: None,
+                received_at: "2026-11-30T00:00:00.000Z",
+                body: "{}",
+            });
+        }
+        writer.write().unwrap();
+        drop(writer);
+        // A leftover of an earlier attempt is ignored.
+        std::fs::create_dir_all(dir.join("log.tmp")).unwrap();
+        let log = open(&dir, DAY, 1_000);
+        log.close().await.unwrap();
+        assert_eq!(count(&dir, "SELECT count(*) FROM messages"), 10);
+        assert_eq!(
+            count(
+                &dir,
+                "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"
+            ),
+            0
+        );
     }
 
     /// (number of runs, entries in them, highest seq covered) of `DIR/dedupe`.
@@ -1894,13 +1961,21 @@ mod tests {
     #[test]
     fn a_hash_collision_in_a_run_never_makes_a_new_message_a_duplicate() {
         let dir = temp_dir("collision");
-        let conn = events::open_for_writing(&dir).unwrap();
-        conn.execute(
-            "INSERT INTO messages (source_id, message_id, type, received_at, body) \
-             VALUES ('s1', 'stored', 'track', '2026-01-01T00:00:00.000Z', '{}')",
-            [],
-        )
-        .unwrap();
+        let mut writer = SegmentWriter::open(&dir.join(LOG_DIR), 0).unwrap();
+        writer.push(&Record {
+            seq: 0,
+            source_id: "s1",
+            message_id: "stored",
+            kind: "track",
+            user_id: None,
+            anonymous_id: None,
+            event: None,
+            timestamp: None,
+            received_at: "2026-01-01T00:00:00.000Z",
+            body: "{}",
+        });
+        writer.write().unwrap();
+        let conn = SegmentReader::new(&dir.join(LOG_DIR));
         let runs_dir = dir.join(DEDUPE_DIR);
         std::fs::create_dir_all(&runs_dir).unwrap();
         // A run claiming that "new"'s hash was stored at seq 1 (where "stored" is).
@@ -1951,33 +2026,6 @@ mod tests {
         assert!(dedupe.freeze(2).is_some());
         assert!(dedupe.memtable.is_empty());
         assert_eq!(dedupe.lookup(&conn, &new).unwrap(), Some(9));
-    }
-
-    #[test]
-    fn the_syncer_follows_the_wal_file_by_path() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = temp_dir("wal-file");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("events.db-wal");
-        let mut wal = WalFile {
-            path: path.clone(),
-            file: None,
-        };
-        // No WAL yet (or any more): nothing to sync.
-        wal.sync().unwrap();
-        assert!(wal.file.is_none());
-        std::fs::write(&path, b"frames").unwrap();
-        wal.sync().unwrap();
-        let first = wal.file.as_ref().map(|(_, inode)| *inode).unwrap();
-        assert_eq!(first, std::fs::metadata(&path).unwrap().ino());
-        // Replaced by another file under the same name: the next sync opens the new one.
-        let other = dir.join("other");
-        std::fs::write(&other, b"new frames").unwrap();
-        std::fs::rename(&other, &path).unwrap();
-        wal.sync().unwrap();
-        let second = wal.file.as_ref().map(|(_, inode)| *inode).unwrap();
-        assert_ne!(first, second);
-        assert_eq!(second, std::fs::metadata(&path).unwrap().ino());
     }
 
     #[test]
