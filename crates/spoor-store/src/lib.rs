@@ -3,7 +3,9 @@
 //! The data directory (created 0700, files 0600) holds:
 //! - `meta.db` ([`meta`]): the workspace, sources and their write keys, Public API tokens
 //!   (hashed);
-//! - `events.db` ([`events`]): the message log `messages` and `discards`;
+//! - `log/` ([`segment`]): the message log, append-only segment files, read in SQL as
+//!   `messages` ([`vtab`]);
+//! - `events.db` ([`events`]): `discards` and the dedupe index's floor;
 //! - `dedupe/` ([`runs`]): the dedupe index, sorted run files of messageId hashes;
 //! - `warehouse.db`: derived tables, owned by `spoor-warehouse`.
 //!

@@ -718,11 +718,15 @@ impl SegmentReader {
         };
         let file = File::open(&path).map_err(io("open", &path))?;
         let mut furthest = start;
+        let mut marks = Vec::new();
         walk(&file, &path, start.1, |seq, at, payload| {
+            if (seq - first) % MARK_EVERY == 0 {
+                marks.push((seq, at));
+            }
             furthest = (seq + 1, at + (RECORD_HEAD + payload.len()) as u64);
             true
         })?;
-        self.learn(first, &[], furthest);
+        self.learn(first, &marks, furthest);
         Ok(furthest.0 - 1)
     }
 }

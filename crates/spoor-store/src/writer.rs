@@ -1,41 +1,41 @@
 //! The write path: [`MessageLog`] (append a request's messages and discards durably), with
 //! two implementations, [`SqliteLog`] and [`NullLog`].
 //!
-//! # Design of the SQLite writer
-//! One dedicated thread owns the only writing connection to `events.db` (WAL, cached
-//! prepared statements). Requests arrive through a bounded channel. The thread takes one
-//! request, then drains everything else already waiting (up to [`MAX_GROUP_MESSAGES`]),
-//! writes them all in one transaction and commits it (group commit). A crash at any moment
-//! either keeps a whole transaction or none of it.
+//! # Design of the writer
+//! One dedicated thread owns the log's [`SegmentWriter`] (`DIR/log/`, [`crate::segment`])
+//! and the only writing connection to `events.db` (discards and `dedupe_meta`). Requests
+//! arrive through a bounded channel. The thread takes one request, then drains everything
+//! else already waiting (up to [`MAX_GROUP_MESSAGES`]), encodes the group's messages into
+//! one buffer and appends it to the current segment with one `write` (group commit). A
+//! group's discards, which are rare, are committed first in one `events.db` transaction
+//! (`synchronous=FULL`, so durable at commit). A failed write cuts the segment back to where
+//! the group began and fails every request of the group.
+//!
+//! (The name `SqliteLog` stays from the versions that kept the log in a SQLite table: the
+//! store is still the embedded, SQLite-queried one. Each row then cost a B-tree insert, a WAL
+//! frame and a checkpoint's second copy, the floor of the write path.)
 //!
 //! # Acknowledgement after fsync, pipelined
-//! The commit itself does not wait for the disk (`synchronous=NORMAL`: SQLite writes the
-//! transaction's WAL frames, with their commit marker, and returns). The writer hands the
-//! group's answers to a second thread, the syncer, and goes straight on with the next group.
-//! The syncer takes every group handed to it so far, calls `fdatasync` on the WAL file
-//! (`events.db-wal`, opened by path; reopened if SQLite ever replaced it) and only then
-//! answers their requests. So an `Ok` from [`MessageLog::append`] still means the messages
-//! are on disk, as with `synchronous=FULL`, but the fsync of group N overlaps the inserts
-//! of group N+1 instead of following them, and one fsync covers every group committed while
-//! the previous one ran.
+//! The writer hands the group's answers to a second thread, the syncer, and goes straight on
+//! with the next group. The syncer takes every group handed to it so far, calls `fdatasync`
+//! on their segment and only then answers their requests. So an `Ok` from
+//! [`MessageLog::append`] means the messages are on disk, but the fsync of group N overlaps
+//! the encoding and writing of group N+1 instead of following it, and one fsync covers every
+//! group written while the previous one ran. A full segment is synced by the writer itself
+//! before it starts the next one, so the syncer never has to look back further than the
+//! segment of the groups it answers (it syncs each distinct segment of its batch).
 //!
-//! Why this is as safe as `synchronous=FULL`: `fdatasync` of the WAL covers every frame
-//! written before it was called, and the groups it answers were committed (their frames
-//! written) before it was called. Frames leave the WAL only through a checkpoint, which (at
-//! `synchronous=NORMAL` and above) syncs the WAL before copying it into the main file and
-//! syncs the main file before the WAL may be restarted over them; so a frame that is not yet
-//! synced by the syncer is never overwritten before it is durable somewhere. A process crash
-//! (`kill -9`) loses nothing written, synced or not (the frames are in the OS's cache); a
-//! machine crash can lose only commits that were never acknowledged, whose senders retry,
-//! and SQLite's WAL checksums drop any torn tail.
+//! A process crash (`kill -9`) loses nothing written, synced or not (the bytes are in the
+//! OS's cache); a machine crash can lose only writes that were never acknowledged, whose
+//! senders retry, and a torn tail is cut off when the log is next opened.
 //!
 //! # Deduplication
 //! A message whose `(source_id, messageId)` was stored with a `received_ms` inside the window
-//! is counted as a duplicate and not stored again. The commit transaction writes only
-//! `messages` and `discards`: the dedupe index is derived from `messages` and kept out of
-//! SQLite altogether, in sorted run files under `DIR/dedupe/` ([`crate::runs`]), because
-//! each random messageId would dirty a random leaf of a B-tree (measured: the B-tree index
-//! was half of the writer thread's time, and most of the bytes written to disk).
+//! is counted as a duplicate and not stored again. A group's write holds only the messages:
+//! the dedupe index is derived from the log and kept in sorted run files under
+//! `DIR/dedupe/` ([`crate::runs`]), because each random messageId would dirty a random leaf
+//! of a B-tree (measured when the index was a SQLite table: half of the writer thread's
+//! time, and most of the bytes written to disk).
 //! The writer looks a messageId up, in this order, in
 //! 1. the messages of the group being written (two copies in one commit are stored once);
 //! 2. only when a fixed-size Bloom filter of every key committed ([`BLOOM_BYTES`], filled
@@ -43,7 +43,7 @@
 //!    - the memtable: an in-memory map of the messages committed since the last flush;
 //!    - the flushes being written (a binary search each);
 //!    - the runs: one block read (`pread`) per run, each hit checked against
-//!      the exact text in `messages`, so a hash collision never makes a new message a
+//!      the exact text in the log, so a hash collision never makes a new message a
 //!      duplicate.
 //!
 //!    A new messageId, the common case, costs one cache line of the filter and none of
@@ -53,8 +53,8 @@
 //! holds [`DEDUPE_FLUSH_ENTRIES`] entries, or [`DEDUPE_FLUSH_EVERY`] has passed, the writer
 //! (after answering the group's requests) freezes it, sorted by hash, into a flush covering
 //! the log from the previous flush's end to the log's current end, and hands it to the
-//! **flush thread** (`spoor-log-dedupe`), which syncs the WAL (so a run never covers a
-//! message a machine crash could still lose) and writes the run. Until the run is in place
+//! **flush thread** (`spoor-log-dedupe`), which syncs the current segment (so a run never
+//! covers a message a machine crash could still lose) and writes the run. Until the run is in place
 //! the flush is still looked up. The **merge thread** (`spoor-log-merge`) merges each
 //! [`MERGE_FAN_IN`] newest runs of one size into one, leaving out expired entries, and
 //! deletes runs whose newest entry left the window; runs spanning more than a quarter of the
@@ -62,21 +62,13 @@
 //! about two memtables plus the filter and 8 bytes per 128 keys on disk.
 //!
 //! After a crash at any moment, [`SqliteLog::open`] loads the runs (deleting leftovers of an
-//! interrupted write or merge) and rebuilds the memtable from the `messages` rows after the
+//! interrupted write or merge) and rebuilds the memtable from the log's records after the
 //! last run's range (their source, messageId and `received_at`), writing runs as it goes:
 //! exactly-once holds across `kill -9`. A damaged run is never half-used: the index is then
 //! rebuilt from the log. With the window at zero nothing is looked up or kept, and
 //! `dedupe_meta.last_seq` is moved to the end of the log on open, so turning dedupe back on
 //! later does not replay the messages stored meanwhile (as before, they are not in the
 //! index).
-//!
-//! WAL checkpoints (copying committed pages into the main file) run on a second thread with
-//! its own connection, every [`CHECKPOINT_BUSY_EVERY`] while commits arrive (every
-//! [`CHECKPOINT_EVERY`] when idle), so the writer's commits rarely wait for them. Under
-//! continuous load that thread never finds the whole WAL copied, so the WAL is never
-//! restarted by it; the writer checkpoints itself once the WAL holds
-//! [`WRITER_AUTOCHECKPOINT_BYTES`], which keeps the WAL and each checkpoint's writeback small
-//! (a large WAL made the writer's fsyncs queue behind seconds of checkpoint writeback).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -740,7 +732,7 @@ struct RunSet {
     /// The highest `seq` covered by a run written: flushes up to it are done.
     written: AtomicI64,
     /// Set when the writer closes: a failing run write then gives up instead of retrying
-    /// (what it held is rebuilt from `messages` on the next open).
+    /// (what it held is rebuilt from the log on the next open).
     closing: AtomicBool,
 }
 
@@ -751,7 +743,7 @@ struct RunJob {
     first_seq: i64,
 }
 
-/// The dedupe memtable: entries committed in `messages` but not yet in a run, the flushes
+/// The dedupe memtable: entries stored in the log but not yet in a run, the flushes
 /// being written, the runs, and the Bloom filter of every key committed.
 struct Dedupe {
     memtable: KeyMap,
