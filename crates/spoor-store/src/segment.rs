@@ -313,6 +313,72 @@ fn walk(
     }
 }
 
+/// Direct I/O's unit: buffer addresses, file offsets and lengths are multiples of it (4 KiB
+/// covers devices with 512-byte and 4 KiB logical blocks).
+const BLOCK: usize = 4_096;
+/// The most bytes one direct write takes from the staging buffer.
+const STAGING: usize = 4 << 20;
+
+/// How a segment is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `O_DIRECT` where the file system supports it (buffered otherwise): the group goes
+    /// from the writer's own buffer to the device, with no page-cache pages to allocate and
+    /// write back (docs/BENCHMARKS.md, "Session 6").
+    Direct,
+    /// Through the page cache.
+    Buffered,
+}
+
+/// `O_DIRECT`, whose value differs between architectures.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_DIRECT: i32 = 0o200_000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
+const O_DIRECT: i32 = 0o40_000;
+
+/// Opens a segment for writing, with `O_DIRECT` when asked and supported.
+fn open_for_write(path: &Path, mode: WriteMode) -> Result<(File, WriteMode), StoreError> {
+    if mode == WriteMode::Direct {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(O_DIRECT)
+            .open(path)
+        {
+            Ok(file) => return Ok((file, WriteMode::Direct)),
+            // EINVAL: the file system has no direct I/O (tmpfs, for one).
+            Err(err) if err.raw_os_error() == Some(22) => {
+                tracing::debug!(path = %path.display(), "no direct I/O here; writing buffered");
+            }
+            Err(err) => return Err(io("open", path)(err)),
+        }
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io("open", path))?;
+    Ok((file, WriteMode::Buffered))
+}
+
+/// A buffer whose usable part starts at a [`BLOCK`] boundary, for direct writes.
+#[derive(Debug, Default)]
+struct Staging {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Staging {
+    /// The aligned part, `len` bytes long (allocated once, on first use).
+    fn get(&mut self, len: usize) -> &mut [u8] {
+        if self.bytes.len() < STAGING + BLOCK {
+            self.bytes = vec![0; STAGING + BLOCK];
+            self.start = self.bytes.as_ptr().align_offset(BLOCK).min(BLOCK);
+        }
+        &mut self.bytes[self.start..self.start + len]
+    }
+}
+
 /// The write side of the log: one per data directory, owned by the writer thread.
 #[derive(Debug)]
 pub struct SegmentWriter {
@@ -320,8 +386,17 @@ pub struct SegmentWriter {
     /// The current segment.
     path: PathBuf,
     file: Arc<File>,
-    /// Bytes in the current segment.
+    /// How the current segment is written.
+    mode: WriteMode,
+    /// How new segments are opened.
+    wanted: WriteMode,
+    /// Bytes of records (and header) in the current segment: the file may be longer by the
+    /// zeros that pad a direct write to a block.
     len: u64,
+    /// Direct writes: the bytes of the segment's last, partial block (`len` rounded down
+    /// to a block, up to `len`), written again in front of the next group.
+    tail: Vec<u8>,
+    staging: Staging,
     /// The `seq` the next record gets.
     next_seq: i64,
     /// Records encoded and not yet written.
@@ -340,25 +415,26 @@ pub struct Written {
 }
 
 impl SegmentWriter {
-    /// Opens the log in `dir` (creating it, 0700), cuts a torn tail off the last segment and
-    /// positions after its last record. An empty log starts at `floor + 1`.
+    /// Opens the log in `dir` (creating it, 0700) with direct writes where supported, cuts
+    /// a torn tail off the last segment and positions after its last record. An empty log
+    /// starts at `floor + 1`.
     pub fn open(dir: &Path, floor: i64) -> Result<SegmentWriter, StoreError> {
+        SegmentWriter::open_with(dir, floor, WriteMode::Direct)
+    }
+
+    /// [`SegmentWriter::open`] with the given write mode.
+    pub fn open_with(dir: &Path, floor: i64, mode: WriteMode) -> Result<SegmentWriter, StoreError> {
         crate::files::ensure_data_dir(dir)?;
         let segments = list(dir)?;
         let Some((first, path)) = segments.last().cloned() else {
-            return SegmentWriter::create(dir, floor + 1);
+            return SegmentWriter::create(dir, floor + 1, mode);
         };
-        // Append mode: every write lands at the end, also after a cut.
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
+        let file = File::open(&path).map_err(io("open", &path))?;
         let Some(header_first) = read_header(&file, &path)? else {
             // Created but its header never made it to disk: nothing in it was acknowledged.
             drop(file);
             std::fs::remove_file(&path).map_err(io("remove", &path))?;
-            return SegmentWriter::create(dir, first);
+            return SegmentWriter::create(dir, first, mode);
         };
         if header_first != first {
             return Err(corrupt(
@@ -368,46 +444,87 @@ impl SegmentWriter {
             ));
         }
         let mut expected = first;
-        let mut broken_seq = false;
         let (end, _) = walk(&file, &path, HEADER_LEN, |seq, _, _| {
             if seq != expected {
-                broken_seq = true;
                 return false;
             }
             expected += 1;
             true
         })?;
         let len = file.metadata().map_err(io("read", &path))?.len();
-        if end < len || broken_seq {
-            tracing::warn!(
-                segment = %path.display(),
-                kept = end,
-                cut = len - end,
-                "cutting the torn tail of the message log (writes that were never acknowledged)"
-            );
+        if end < len {
+            // Zeros are the padding of a direct write; anything else is a write that was
+            // under way when the process stopped, never acknowledged.
+            let mut rest = vec![0u8; (len - end) as usize];
+            file.read_exact_at(&mut rest, end)
+                .map_err(io("read", &path))?;
+            if rest.iter().any(|&b| b != 0) {
+                tracing::warn!(
+                    segment = %path.display(),
+                    kept = end,
+                    cut = len - end,
+                    "cutting the torn tail of the message log (writes that were never acknowledged)"
+                );
+            }
+        }
+        let wanted = mode;
+        let (file, mode) = open_for_write(&path, wanted)?;
+        if end < len {
             file.set_len(end).map_err(io("truncate", &path))?;
             file.sync_all().map_err(io("sync", &path))?;
         }
-        Ok(SegmentWriter {
+        let mut writer = SegmentWriter::positioned(dir, path, file, mode, end, expected);
+        writer.wanted = wanted;
+        writer.load_tail()?;
+        Ok(writer)
+    }
+
+    fn positioned(
+        dir: &Path,
+        path: PathBuf,
+        file: File,
+        mode: WriteMode,
+        len: u64,
+        next_seq: i64,
+    ) -> SegmentWriter {
+        SegmentWriter {
             dir: dir.to_path_buf(),
             path,
             file: Arc::new(file),
-            len: end,
-            next_seq: expected,
+            mode,
+            wanted: mode,
+            len,
+            tail: Vec::new(),
+            staging: Staging::default(),
+            next_seq,
             buf: Vec::with_capacity(1 << 20),
-            buf_first: expected,
+            buf_first: next_seq,
             broken: false,
-        })
+        }
+    }
+
+    /// Reads the last partial block back into `tail` (direct writes only).
+    fn load_tail(&mut self) -> Result<(), StoreError> {
+        self.tail.clear();
+        if self.mode == WriteMode::Direct {
+            let start = self.len - self.len % BLOCK as u64;
+            self.tail.resize((self.len - start) as usize, 0);
+            // A buffered descriptor: a direct read would need an aligned buffer too.
+            File::open(&self.path)
+                .and_then(|f| f.read_exact_at(&mut self.tail, start))
+                .map_err(io("read", &self.path))?;
+        }
+        Ok(())
     }
 
     /// Creates the segment starting at `first_seq`, header written and synced, directory
-    /// synced.
-    fn create(dir: &Path, first_seq: i64) -> Result<SegmentWriter, StoreError> {
+    /// synced, then opened for writing in `mode`.
+    fn create(dir: &Path, first_seq: i64, mode: WriteMode) -> Result<SegmentWriter, StoreError> {
         let path = segment_path(dir, first_seq);
         let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(true)
             .mode(0o600)
             .open(&path)
             .map_err(io("create", &path))?;
@@ -416,17 +533,21 @@ impl SegmentWriter {
         header[8..].copy_from_slice(&first_seq.to_le_bytes());
         file.write_all(&header).map_err(io("write", &path))?;
         file.sync_all().map_err(io("sync", &path))?;
+        drop(file);
         sync_dir(dir)?;
-        Ok(SegmentWriter {
-            dir: dir.to_path_buf(),
-            path,
-            file: Arc::new(file),
-            len: HEADER_LEN,
-            next_seq: first_seq,
-            buf: Vec::with_capacity(1 << 20),
-            buf_first: first_seq,
-            broken: false,
-        })
+        let (file, opened) = open_for_write(&path, mode)?;
+        let mut writer = SegmentWriter::positioned(dir, path, file, opened, HEADER_LEN, first_seq);
+        writer.wanted = mode;
+        if opened == WriteMode::Direct {
+            writer.tail = header.to_vec();
+        }
+        Ok(writer)
+    }
+
+    /// How the current segment is written (direct I/O falls back to buffered where the file
+    /// system has none).
+    pub fn mode(&self) -> WriteMode {
+        self.mode
     }
 
     /// The `seq` of the last record written (or pushed and not yet written), 0 when none.
@@ -475,7 +596,10 @@ impl SegmentWriter {
             self.abandon();
             return Err(err);
         }
-        let written = (&*self.file).write_all(&self.buf);
+        let written = match self.mode {
+            WriteMode::Buffered => self.file.write_all_at(&self.buf, self.len),
+            WriteMode::Direct => self.write_direct(),
+        };
         if let Err(err) = written {
             // Whatever part of the group reached the file is cut off again, so the next
             // group does not land behind a torn record that would end the log for readers.
@@ -486,6 +610,17 @@ impl SegmentWriter {
             return Err(io("write", &self.path)(err));
         }
         self.len += self.buf.len() as u64;
+        if self.mode == WriteMode::Direct {
+            // The new last partial block: the end of `tail ++ buf`.
+            let keep = (self.len % BLOCK as u64) as usize;
+            if keep <= self.buf.len() {
+                self.tail.clear();
+                self.tail
+                    .extend_from_slice(&self.buf[self.buf.len() - keep..]);
+            } else {
+                self.tail.extend_from_slice(&self.buf);
+            }
+        }
         self.buf.clear();
         self.buf_first = self.next_seq;
         Ok(Written {
@@ -493,13 +628,48 @@ impl SegmentWriter {
         })
     }
 
+    /// Writes `tail ++ buf`, zero-padded to a block, at the start of the tail's block,
+    /// through the aligned staging buffer.
+    fn write_direct(&mut self) -> std::io::Result<()> {
+        let mut offset = self.len - self.tail.len() as u64;
+        let total = self.tail.len() + self.buf.len();
+        let mut done = 0;
+        while done < total {
+            let take = (total - done).min(STAGING);
+            let padded = take.div_ceil(BLOCK) * BLOCK;
+            let staging = self.staging.get(padded);
+            let mut filled = 0;
+            // Copy the part of `tail ++ buf` in [done, done + take).
+            if done < self.tail.len() {
+                let from_tail = &self.tail[done..self.tail.len().min(done + take)];
+                staging[..from_tail.len()].copy_from_slice(from_tail);
+                filled = from_tail.len();
+            }
+            let buf_from = (done + filled).saturating_sub(self.tail.len());
+            let from_buf = &self.buf[buf_from..buf_from + (take - filled)];
+            staging[filled..take].copy_from_slice(from_buf);
+            staging[take..padded].fill(0);
+            self.file.write_all_at(staging, offset)?;
+            offset += take as u64;
+            done += take;
+        }
+        Ok(())
+    }
+
     /// Syncs the full segment and starts the next one at the first pushed record.
     fn roll(&mut self) -> Result<(), StoreError> {
+        // Without the padding of the last direct write: a closed segment ends at its last
+        // record, so readers can tell damage from an end.
+        self.file
+            .set_len(self.len)
+            .map_err(io("truncate", &self.path))?;
         self.file.sync_data().map_err(io("sync", &self.path))?;
-        let next = SegmentWriter::create(&self.dir, self.buf_first)?;
+        let next = SegmentWriter::create(&self.dir, self.buf_first, self.wanted)?;
         self.path = next.path;
         self.file = next.file;
+        self.mode = next.mode;
         self.len = next.len;
+        self.tail = next.tail;
         Ok(())
     }
 }
@@ -778,10 +948,23 @@ mod tests {
         );
     }
 
+    const MODES: [WriteMode; 2] = [WriteMode::Direct, WriteMode::Buffered];
+
     #[test]
     fn records_are_read_back_in_order_across_segments_and_reopens() {
-        let dir = temp_dir("order");
-        let mut writer = SegmentWriter::open(&dir, 0).unwrap();
+        for mode in MODES {
+            read_back_in_order(mode);
+        }
+    }
+
+    fn read_back_in_order(mode: WriteMode) {
+        let dir = temp_dir(&format!("order-{mode:?}"));
+        let mut writer = SegmentWriter::open_with(&dir, 0, mode).unwrap();
+        assert_eq!(
+            writer.mode(),
+            mode,
+            "the test directory supports direct I/O"
+        );
         let ids: Vec<String> = (0..1_000).map(|i| format!("m-{i}")).collect();
         for chunk in ids.chunks(100) {
             for id in chunk {
@@ -792,7 +975,7 @@ mod tests {
         assert_eq!(writer.last_seq(), 1_000);
         drop(writer);
         // Reopening continues the sequence.
-        let mut writer = SegmentWriter::open(&dir, 0).unwrap();
+        let mut writer = SegmentWriter::open_with(&dir, 0, mode).unwrap();
         assert_eq!(writer.push(&record("m-1000")), 1_001);
         writer.write().unwrap();
         let reader = SegmentReader::new(&dir);
@@ -824,8 +1007,14 @@ mod tests {
 
     #[test]
     fn a_full_segment_is_closed_and_the_next_one_named_after_its_first_seq() {
-        let dir = temp_dir("roll");
-        let mut writer = SegmentWriter::open(&dir, 9).unwrap();
+        for mode in MODES {
+            full_segments_roll(mode);
+        }
+    }
+
+    fn full_segments_roll(mode: WriteMode) {
+        let dir = temp_dir(&format!("roll-{mode:?}"));
+        let mut writer = SegmentWriter::open_with(&dir, 9, mode).unwrap();
         let big = "x".repeat(30_000);
         let mut n = 0;
         while list(&dir).unwrap().len() < 3 {
@@ -862,30 +1051,71 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_cut_on_open_and_readers_stop_before_it() {
-        let dir = temp_dir("torn");
-        let mut writer = SegmentWriter::open(&dir, 0).unwrap();
+        for mode in MODES {
+            torn_tail_is_cut(mode);
+        }
+    }
+
+    fn torn_tail_is_cut(mode: WriteMode) {
+        let dir = temp_dir(&format!("torn-{mode:?}"));
+        let mut writer = SegmentWriter::open_with(&dir, 0, mode).unwrap();
         for i in 0..10 {
             writer.push(&record(&format!("m-{i}")));
         }
         writer.write().unwrap();
         let path = list(&dir).unwrap()[0].1.clone();
-        let good = std::fs::metadata(&path).unwrap().len();
+        let good = writer.len;
         // Half a record, then zeros: what a crash mid-write can leave.
         let mut torn = Vec::new();
         record("torn").encode(&mut torn);
         torn.truncate(torn.len() / 2);
         torn.extend_from_slice(&[0; 100]);
-        (&*writer.current_file()).write_all(&torn).unwrap();
+        let plain = OpenOptions::new().write(true).open(&path).unwrap();
+        plain.write_all_at(&torn, good).unwrap();
         drop(writer);
         let reader = SegmentReader::new(&dir);
         assert_eq!(reader.read_after(0, 100).unwrap().len(), 10);
-        let mut writer = SegmentWriter::open(&dir, 0).unwrap();
+        let mut writer = SegmentWriter::open_with(&dir, 0, mode).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
         assert_eq!(writer.push(&record("next")), 11);
         writer.write().unwrap();
         let all = SegmentReader::new(&dir).read_after(0, 100).unwrap();
         assert_eq!(all.len(), 11);
         assert_eq!(all[10].record().unwrap().message_id, "next");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn direct_writes_rewrite_the_partial_block_and_keep_every_record() {
+        let dir = temp_dir("blocks");
+        let mut writer = SegmentWriter::open_with(&dir, 0, WriteMode::Direct).unwrap();
+        let reader = SegmentReader::new(&dir);
+        let mut n = 0;
+        // Groups of 1 to 13 records of varied sizes: every group starts mid-block.
+        for group in 1..=13usize {
+            for i in 0..group {
+                let body = "b".repeat((group * 97 + i * 31) % 5_000);
+                let id = format!("m-{n}");
+                writer.push(&Record {
+                    body: &body,
+                    ..record(&id)
+                });
+                n += 1;
+            }
+            writer.write().unwrap();
+            // Readers see every record at once, and stop at the padding.
+            assert_eq!(reader.last_seq().unwrap(), n);
+        }
+        drop(writer);
+        let mut writer = SegmentWriter::open_with(&dir, 0, WriteMode::Direct).unwrap();
+        writer.push(&record("after-reopen"));
+        writer.write().unwrap();
+        let all = SegmentReader::new(&dir).read_after(0, usize::MAX).unwrap();
+        assert_eq!(all.len() as i64, n + 1);
+        for (i, rec) in all.iter().enumerate().take(n as usize) {
+            assert_eq!(rec.record().unwrap().message_id, format!("m-{i}"));
+        }
+        assert_eq!(all[n as usize].record().unwrap().message_id, "after-reopen");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
