@@ -53,9 +53,8 @@ fi
 RUN="$DATA.run"
 rm -rf "$RUN"
 cp -a "$DATA" "$RUN"
-HEAD="$(python3 -c 'import sqlite3,sys
-print(sqlite3.connect(f"file:{sys.argv[1]}/events.db?mode=ro", uri=True)
-      .execute("SELECT max(seq) FROM messages").fetchone()[0])' "$RUN")"
+HEAD="$("$SPOOR" query "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1" --data "$RUN" \
+    --format csv | tail -n1)"
 echo "# $(date -u +%FT%TZ) $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "log: $HEAD messages"
 T0="$(date +%s.%N)"

@@ -53,9 +53,9 @@ rate_args=()
     --duration "$DURATION" --warmup 1 "${rate_args[@]}" > "$OUT/loadgen.json" &
 LOADGEN_PID=$!
 
-python3 - "$DATA" "$LOADGEN_PID" > "$OUT/samples.txt" <<'PY'
-import datetime, os, sqlite3, sys, time
-data, pid = sys.argv[1], int(sys.argv[2])
+python3 - "$DATA" "$LOADGEN_PID" "$SPOOR" > "$OUT/samples.txt" <<'PY'
+import datetime, os, sqlite3, subprocess, sys, time
+data, pid, spoor = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def alive():
     try:
         os.kill(pid, 0)
@@ -65,12 +65,16 @@ def alive():
 while alive():
     time.sleep(0.5)
     try:
-        ev = sqlite3.connect(f"file:{data}/events.db?mode=ro", uri=True)
+        # The log's end: `messages` is a virtual table over the log files, which only
+        # spoor's own SQL connection knows (newest first is read from the log's end).
+        head = int(subprocess.run(
+            [spoor, "query", "SELECT seq FROM messages ORDER BY seq DESC LIMIT 1",
+             "--data", data, "--format", "csv"],
+            check=True, capture_output=True, text=True).stdout.split()[-1])
         wh = sqlite3.connect(f"file:{data}/warehouse.db?mode=ro", uri=True)
-        head = ev.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0]
         done = int(wh.execute("SELECT value FROM warehouse_state WHERE key = 'checkpoint'").fetchone()[0])
         newest = wh.execute("SELECT max(received_at) FROM tracks").fetchone()[0]
-        ev.close(); wh.close()
+        wh.close()
     except Exception as err:
         print("error", err, flush=True)
         continue
