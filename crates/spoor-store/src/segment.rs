@@ -431,6 +431,11 @@ impl SegmentWriter {
         };
         let file = File::open(&path).map_err(io("open", &path))?;
         let Some(header_first) = read_header(&file, &path)? else {
+            let len = file.metadata().map_err(io("read", &path))?.len();
+            if len > HEADER_LEN {
+                // Records behind a damaged header: refused, never guessed at or dropped.
+                return Err(corrupt(&path, 0, "the segment header is damaged"));
+            }
             // Created but its header never made it to disk: nothing in it was acknowledged.
             drop(file);
             std::fs::remove_file(&path).map_err(io("remove", &path))?;
@@ -1117,6 +1122,73 @@ mod tests {
         }
         assert_eq!(all[n as usize].record().unwrap().message_id, "after-reopen");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever bytes a crash (or anything else) leaves in the last segment, readers and
+        /// the writer never panic; the writer keeps exactly the records before the first
+        /// damaged byte and the log goes on from there.
+        #[test]
+        fn any_damage_to_the_last_segment_is_survived(
+            flips in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 1..8),
+            cut in 0usize..20_000,
+        ) {
+            let dir = temp_dir(&format!("damage-prop-{}", cut));
+            let mut writer = SegmentWriter::open_with(&dir, 0, WriteMode::Buffered).unwrap();
+            for i in 0..40 {
+                let id = format!("m-{i}");
+                let body = "z".repeat(i * 13);
+                writer.push(&Record { body: &body, ..record(&id) });
+            }
+            writer.write().unwrap();
+            drop(writer);
+            let path = list(&dir).unwrap()[0].1.clone();
+            let mut bytes = std::fs::read(&path).unwrap();
+            let mut first_damage = bytes.len();
+            for (at, value) in flips {
+                let at = at % bytes.len();
+                if bytes[at] != value {
+                    bytes[at] = value;
+                    first_damage = first_damage.min(at);
+                }
+            }
+            let cut = cut % (bytes.len() + 1);
+            bytes.truncate(cut);
+            first_damage = first_damage.min(cut);
+            std::fs::write(&path, &bytes).unwrap();
+            // Readers: no panic, and every record they return is intact.
+            let read = SegmentReader::new(&dir).read_after(0, usize::MAX);
+            if let Ok(records) = &read {
+                for (i, rec) in records.iter().enumerate() {
+                    let r = rec.record().unwrap();
+                    proptest::prop_assert_eq!(r.seq, i as i64 + 1);
+                }
+            }
+            // The writer: no panic; it keeps a prefix and appends after it.
+            match SegmentWriter::open_with(&dir, 0, WriteMode::Buffered) {
+                Ok(mut writer) => {
+                    let kept = writer.last_seq();
+                    proptest::prop_assert!(kept <= 40);
+                    if first_damage >= bytes.len() && cut == bytes.len() && kept < 40 {
+                        // Only a cut: everything before it that is whole is kept.
+                        proptest::prop_assert!(writer.len <= cut as u64);
+                    }
+                    writer.push(&record("after"));
+                    writer.write().unwrap();
+                    let all = SegmentReader::new(&dir).read_after(0, usize::MAX).unwrap();
+                    proptest::prop_assert_eq!(all.len() as i64, kept + 1);
+                    proptest::prop_assert_eq!(all.last().unwrap().record().unwrap().message_id, "after");
+                }
+                // A damaged header (the first 16 bytes) is refused, never guessed.
+                Err(err) => proptest::prop_assert!(
+                    first_damage < HEADER_LEN as usize,
+                    "unexpected error {}", err
+                ),
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     #[test]
