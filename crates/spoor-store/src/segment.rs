@@ -24,7 +24,7 @@
 //! `seq` is strictly increasing by one across records and segments, never reused.
 //!
 //! # Crash safety
-//! The writer ([`SegmentWriter`]) appends a whole group with one `write`, and the log's
+//! The writer ([`SegmentWriter`]) appends a whole group at once, and the log's
 //! syncer `fdatasync`s the file before any of the group is acknowledged. A segment is full
 //! at [`SEGMENT_BYTES`]: the writer then syncs it, creates the next one (header written and
 //! synced, directory synced) and goes on there, so every segment but the last is complete
@@ -32,6 +32,16 @@
 //! mis-checksummed record, or zeros): [`SegmentWriter::open`] cuts the file at the end of
 //! its last valid record. Every acknowledged record lies before that point, because the
 //! fsync that preceded its acknowledgement covered every byte written before it.
+//!
+//! # Direct writes
+//! Where the file system supports it the writer opens segments with `O_DIRECT`
+//! ([`WriteMode`]): the group is copied into an aligned staging buffer behind the bytes of
+//! the segment's last partial block, padded with zeros to a 4 KiB block, and written at that
+//! block's start. The page cache is left out (allocating and writing back its pages cost the
+//! writer more than the rest of its work, docs/BENCHMARKS.md). Zeros after the last record
+//! read as the end of the log (a zero length is no record); the next group overwrites them;
+//! a closed segment is cut to its last record first. Rewriting the partial block puts the
+//! same bytes back in front, so a torn write leaves acknowledged records whole.
 //!
 //! Readers ([`SegmentReader`]) see records as soon as they are written (they are in the
 //! OS's cache), and treat a short or invalid record at the end of the last segment as the
