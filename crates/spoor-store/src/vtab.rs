@@ -7,8 +7,8 @@
 //! earlier versions. Constraints on `seq` (`=`, `<`, `<=`, `>`, `>=`) and `ORDER BY seq` in
 //! either direction are served from the log's order; everything else is a scan.
 //!
-//! This is the only module of the workspace with `unsafe`: rusqlite's virtual-table traits
-//! are `unsafe` to implement because SQLite treats the structs as C structs. The contract is
+//! This module allows `unsafe` (one of two places in the workspace): rusqlite's virtual-table
+//! traits are `unsafe` to implement because SQLite treats the structs as C structs. The contract is
 //! kept by `#[repr(C)]` with the base struct first and no other unsafe code.
 #![allow(unsafe_code)]
 

@@ -569,6 +569,33 @@ pub async fn run_warehouse(command: WarehouseCommand, global: &Global) -> anyhow
 pub struct LoaderTask {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The loader's own runtime (its threads run at [`LOADER_NICE`]).
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The `nice` value of the loader's threads in `spoor serve`. The collector's threads keep
+/// the default 0, so under a load that needs every core the kernel gives the collector most
+/// of the CPU and the loader the rest (the log keeps what the warehouse has not loaded yet,
+/// durably); when the collector has spare CPU the loader takes all of it.
+/// Measured in docs/BENCHMARKS.md ("Session 6: the loader in the background").
+pub const LOADER_NICE: i32 = 10;
+
+/// The name of the loader's threads (`/proc/PID/task/*/comm`, `top -H`).
+pub const LOADER_THREAD: &str = "spoor-loader";
+
+/// Lowers the calling thread's scheduling priority to [`LOADER_NICE`]. On Linux
+/// `setpriority(PRIO_PROCESS, 0, n)` applies to the calling thread only. A failure (a
+/// sandbox that forbids it) only costs the collector's latency under full load: logged.
+#[allow(unsafe_code)]
+fn background_priority() {
+    // SAFETY: `setpriority` takes three integers and touches no memory of ours.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, LOADER_NICE) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "warehouse: cannot lower the loader thread's priority"
+        );
+    }
 }
 
 /// How often the loader looks for new messages.
@@ -609,7 +636,17 @@ pub async fn start_loader(
     };
     let log = Arc::new(EventReader::open(data).context("cannot read events.db")?);
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(async move {
+    // Its own runtime, so that its threads (the worker and the blocking threads that run
+    // SQLite and read the log) and only they run at a lower priority.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(4)
+        .thread_name(LOADER_THREAD)
+        .on_thread_start(background_priority)
+        .enable_all()
+        .build()
+        .context("cannot start the warehouse loader's threads")?;
+    let task = runtime.spawn(async move {
         let started = std::time::Instant::now();
         let mut store = Some(store);
         let mut loader = loop {
@@ -684,7 +721,11 @@ pub async fn start_loader(
             tracing::warn!(error = %err, "warehouse: committing the last batches failed");
         }
     });
-    Ok(LoaderTask { stop, task })
+    Ok(LoaderTask {
+        stop,
+        task,
+        runtime,
+    })
 }
 
 impl LoaderTask {
@@ -695,6 +736,8 @@ impl LoaderTask {
         if let Err(err) = self.task.await {
             tracing::warn!(error = %err, "warehouse: the loader task failed");
         }
+        // The task is done; its runtime has nothing left to wait for.
+        self.runtime.shutdown_background();
     }
 }
 

@@ -344,3 +344,51 @@ async fn serve_takes_messages_while_its_warehouse_cannot_be_opened() {
     let waited = wait_for_revenue(&["--data", dir.as_str()]);
     println!("loaded {waited:?} after the repair");
 }
+
+/// The `nice` value and name of every thread of process `pid`.
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc") {
+        let task = task.expect("task").path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.join("stat")).unwrap_or_default();
+        // Fields after the command (which may hold spaces) start after the last ')':
+        // state is field 3, nice is field 19.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+            continue;
+        };
+        let nice = rest
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(i64::MIN);
+        threads.push((name.trim().to_owned(), nice));
+    }
+    threads
+}
+
+#[tokio::test]
+async fn the_loader_runs_at_a_lower_priority_than_the_collector() {
+    let serve = Serve::start(&[]);
+    send(&serve).await;
+    wait_for_revenue(&["--data", &serve.data.path().display().to_string()]);
+    let threads = thread_priorities(serve.child.id());
+    let loader: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name == "spoor-loader")
+        .collect();
+    assert!(!loader.is_empty(), "no loader threads in {threads:?}");
+    assert!(
+        loader.iter().all(|(_, nice)| *nice == 10),
+        "loader threads not at nice 10: {threads:?}"
+    );
+    let collector: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("tokio-rt") || name.starts_with("spoor-log"))
+        .collect();
+    assert!(!collector.is_empty(), "no collector threads in {threads:?}");
+    assert!(
+        collector.iter().all(|(_, nice)| *nice == 0),
+        "collector threads not at nice 0: {threads:?}"
+    );
+}
