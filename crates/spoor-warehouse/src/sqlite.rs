@@ -165,13 +165,20 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // `synchronous = FULL`: each commit syncs the WAL. With `NORMAL` the WAL's pages
+        // piled up dirty in the page cache and the kernel wrote them back in bursts of
+        // hundreds of MB that the collector's log writes and fsyncs queued behind (its p99 at
+        // 20,000 msg/s went from 3.5 to 70-107 ms with the loader running; 13-14 ms with
+        // this, docs/BENCHMARKS.md "Session 6: the loader in the background"); the loader
+        // shares a transaction between the batches it is behind on, so it syncs rarely
+        // when it has work to catch up on, and no slower.
         // A checkpoint copies every page written since the last one back into the database
         // file, once however often it was rewritten. With SQLite's default (every 1,000
         // pages, so after every commit of the loader) a hot index page is copied once per
         // commit; every 100,000 pages (400 MiB of WAL at most, truncated back to 64 MiB after
         // a checkpoint) it is copied once for many commits.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
              PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; \
              PRAGMA wal_autocheckpoint = 100000; PRAGMA journal_size_limit = 67108864;",
         )?;
