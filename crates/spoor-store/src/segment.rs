@@ -1121,6 +1121,18 @@ mod tests {
             // Readers see every record at once, and stop at the padding.
             assert_eq!(reader.last_seq().unwrap(), n);
         }
+        // One group larger than the staging buffer: written in several direct writes.
+        let big = "g".repeat(30_000);
+        for _ in 0..(STAGING / 30_000 + 40) {
+            let id = format!("m-{n}");
+            writer.push(&Record {
+                body: &big,
+                ..record(&id)
+            });
+            n += 1;
+        }
+        writer.write().unwrap();
+        assert_eq!(reader.last_seq().unwrap(), n);
         drop(writer);
         let mut writer = SegmentWriter::open_with(&dir, 0, WriteMode::Direct).unwrap();
         writer.push(&record("after-reopen"));

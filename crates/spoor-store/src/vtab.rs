@@ -186,10 +186,9 @@ impl MessagesCursor {
             batch.retain(|r| r.seq() <= self.upto);
             batch.reverse();
             self.upto = from;
+            // `upto` is at most the log's last seq (see `filter`) and the log has no gaps,
+            // so an empty batch means nothing at or below it is left.
             self.batch = batch;
-            if self.batch.is_empty() {
-                return self.fill();
-            }
         } else {
             let mut batch = self
                 .reader
@@ -242,8 +241,9 @@ unsafe impl VTabCursor for MessagesCursor {
             upto = upto.min(seq);
         }
         self.desc = plan & DESC != 0;
-        if self.desc && upto == i64::MAX {
-            upto = self.reader.last_seq().map_err(module_error)?;
+        if self.desc {
+            // Newest first starts at the log's end, however high the bound.
+            upto = upto.min(self.reader.last_seq().map_err(module_error)?);
         }
         self.after = after;
         self.upto = upto;
@@ -366,6 +366,29 @@ mod tests {
                 "SELECT seq FROM messages WHERE seq < 1100 ORDER BY seq DESC LIMIT 2"
             ),
             [1_099, 1_098]
+        );
+        assert_eq!(
+            ints(
+                &conn,
+                "SELECT seq FROM messages WHERE seq <= 9223372036854775807 \
+                 ORDER BY seq DESC LIMIT 2"
+            ),
+            [3_000, 2_999],
+            "a bound far past the log's end"
+        );
+        assert_eq!(
+            ints(
+                &conn,
+                "SELECT count(*) FROM (SELECT seq FROM messages WHERE seq < -5 ORDER BY seq DESC)"
+            ),
+            [0]
+        );
+        assert_eq!(
+            ints(
+                &conn,
+                "SELECT seq FROM messages WHERE seq > 2998 ORDER BY seq DESC"
+            ),
+            [3_000, 2_999]
         );
         assert_eq!(
             ints(
