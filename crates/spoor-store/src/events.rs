@@ -51,8 +51,9 @@ CREATE TABLE IF NOT EXISTS dedupe_meta (
 INSERT OR IGNORE INTO dedupe_meta (id, last_seq) VALUES (1, 0);
 ";
 
-/// Schema 5, which older versions are first brought to before the log leaves SQLite.
-const SCHEMA_5: &str = "
+/// Schema 5's log table: older versions are first brought to schema 5 (this table plus
+/// [`SCHEMA`]) before the log leaves SQLite.
+const MESSAGES_5: &str = "
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY,
     source_id TEXT NOT NULL,
@@ -65,19 +66,6 @@ CREATE TABLE IF NOT EXISTS messages (
     received_at TEXT NOT NULL,
     body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS discards (
-    id INTEGER PRIMARY KEY,
-    source_id TEXT,
-    received_at TEXT NOT NULL,
-    code TEXT NOT NULL,
-    reasons TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dedupe_meta (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    last_seq INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO dedupe_meta (id, last_seq) SELECT 1, coalesce(max(seq), 0) FROM messages;
 ";
 
 /// Opens `DIR/events.db` for writing (creating it 0600, and `DIR` 0700, when missing),
@@ -132,7 +120,7 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         // derived from the log: drop it and let the writer rebuild it from the whole log
         // on open (`dedupe_meta.last_seq` back to 0; entries outside the window are skipped).
         conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; DROP TABLE IF EXISTS dedupe; {SCHEMA_5} \
+            "BEGIN IMMEDIATE; DROP TABLE IF EXISTS dedupe; {MESSAGES_5} {SCHEMA} \
              UPDATE dedupe_meta SET last_seq = 0 WHERE id = 1; \
              PRAGMA user_version = 5; COMMIT;"
         ))?;

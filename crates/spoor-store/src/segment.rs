@@ -295,17 +295,25 @@ fn read_header(file: &File, path: &Path) -> Result<Option<i64>, StoreError> {
     Ok(header[8..].try_into().ok().map(i64::from_le_bytes))
 }
 
+/// Read-ahead of a scan (reading the log in order).
+const SCAN_BUFFER: usize = 1 << 20;
+/// Read-ahead of a lookup of one record ([`SegmentReader::get`]): about the span between two
+/// marks, not a scan's megabyte.
+const LOOKUP_BUFFER: usize = 64 << 10;
+
 /// Walks the valid records of one segment from `offset` (which must be a record's start),
-/// calling `f(seq, offset, payload)` until it returns false. Returns the offset after the
-/// last record walked and whether the walk stopped at the end of the valid data.
+/// reading ahead `buffer` bytes at a time, calling `f(seq, offset, payload)` until it returns
+/// false. Returns the offset after the last record walked and whether the walk stopped at
+/// the end of the valid data.
 fn walk(
     file: &File,
     path: &Path,
     offset: u64,
+    buffer: usize,
     mut f: impl FnMut(i64, u64, &[u8]) -> bool,
 ) -> Result<(u64, bool), StoreError> {
     let len = file.metadata().map_err(io("read", path))?.len();
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut reader = std::io::BufReader::with_capacity(buffer, file);
     reader
         .seek(SeekFrom::Start(offset))
         .map_err(io("read", path))?;
@@ -459,7 +467,7 @@ impl SegmentWriter {
             ));
         }
         let mut expected = first;
-        let (end, _) = walk(&file, &path, HEADER_LEN, |seq, _, _| {
+        let (end, _) = walk(&file, &path, HEADER_LEN, SCAN_BUFFER, |seq, _, _| {
             if seq != expected {
                 return false;
             }
@@ -488,17 +496,17 @@ impl SegmentWriter {
             file.set_len(end).map_err(io("truncate", &path))?;
             file.sync_all().map_err(io("sync", &path))?;
         }
-        let mut writer = SegmentWriter::positioned(dir, path, file, mode, end, expected);
-        writer.wanted = wanted;
+        let mut writer = SegmentWriter::positioned(dir, path, file, (mode, wanted), end, expected);
         writer.load_tail()?;
         Ok(writer)
     }
 
+    /// A writer of `file`, opened in `mode` where `wanted` was asked for.
     fn positioned(
         dir: &Path,
         path: PathBuf,
         file: File,
-        mode: WriteMode,
+        (mode, wanted): (WriteMode, WriteMode),
         len: u64,
         next_seq: i64,
     ) -> SegmentWriter {
@@ -507,7 +515,7 @@ impl SegmentWriter {
             path,
             file: Arc::new(file),
             mode,
-            wanted: mode,
+            wanted,
             len,
             tail: Vec::new(),
             staging: Staging::default(),
@@ -551,8 +559,8 @@ impl SegmentWriter {
         drop(file);
         sync_dir(dir)?;
         let (file, opened) = open_for_write(&path, mode)?;
-        let mut writer = SegmentWriter::positioned(dir, path, file, opened, HEADER_LEN, first_seq);
-        writer.wanted = mode;
+        let mut writer =
+            SegmentWriter::positioned(dir, path, file, (opened, mode), HEADER_LEN, first_seq);
         if opened == WriteMode::Direct {
             writer.tail = header.to_vec();
         }
@@ -806,6 +814,16 @@ impl SegmentReader {
     pub fn scan_after(
         &self,
         after: i64,
+        f: impl FnMut(i64, &[u8]) -> bool,
+    ) -> Result<u64, StoreError> {
+        self.scan(after, SCAN_BUFFER, f)
+    }
+
+    /// [`SegmentReader::scan_after`], reading ahead `buffer` bytes at a time.
+    fn scan(
+        &self,
+        after: i64,
+        buffer: usize,
         mut f: impl FnMut(i64, &[u8]) -> bool,
     ) -> Result<u64, StoreError> {
         let mut from = after.saturating_add(1);
@@ -821,7 +839,7 @@ impl SegmentReader {
                 let mut marks = Vec::new();
                 let mut furthest = (i64::MIN, at);
                 let mut stopped = false;
-                let (end, at_end) = walk(&file, &path, at, |seq, start, payload| {
+                let (end, at_end) = walk(&file, &path, at, buffer, |seq, start, payload| {
                     if (seq - first) % MARK_EVERY == 0 {
                         marks.push((seq, start));
                     }
@@ -877,7 +895,7 @@ impl SegmentReader {
     /// The record `seq`, if the log holds it.
     pub fn get(&self, seq: i64) -> Result<Option<OwnedRecord>, StoreError> {
         let mut found = None;
-        self.scan_after(seq - 1, |at, payload| {
+        self.scan(seq - 1, LOOKUP_BUFFER, |at, payload| {
             if at == seq {
                 found = Some(OwnedRecord {
                     seq,
@@ -904,7 +922,7 @@ impl SegmentReader {
         let file = File::open(&path).map_err(io("open", &path))?;
         let mut furthest = start;
         let mut marks = Vec::new();
-        walk(&file, &path, start.1, |seq, at, payload| {
+        walk(&file, &path, start.1, SCAN_BUFFER, |seq, at, payload| {
             if (seq - first) % MARK_EVERY == 0 {
                 marks.push((seq, at));
             }

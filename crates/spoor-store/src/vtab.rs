@@ -190,9 +190,12 @@ impl MessagesCursor {
             // so an empty batch means nothing at or below it is left.
             self.batch = batch;
         } else {
+            // No more than the range holds: `seq = 42` reads one record, not a batch.
+            let wanted = usize::try_from(self.upto.saturating_sub(self.after))
+                .map_or(BATCH, |n| n.min(BATCH));
             let mut batch = self
                 .reader
-                .read_after(self.after, BATCH)
+                .read_after(self.after, wanted)
                 .map_err(module_error)?;
             batch.retain(|r| r.seq() <= self.upto);
             match batch.last() {
@@ -351,6 +354,14 @@ mod tests {
         assert_eq!(
             ints(&conn, "SELECT seq FROM messages WHERE seq = 1234"),
             [1_234]
+        );
+        assert_eq!(
+            ints(
+                &conn,
+                "SELECT count(*) FROM messages WHERE seq > -9223372036854775808"
+            ),
+            [3_000],
+            "the widest range does not overflow"
         );
         assert_eq!(
             ints(&conn, "SELECT seq FROM messages WHERE rowid >= 2999.5"),

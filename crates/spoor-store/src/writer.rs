@@ -438,8 +438,15 @@ impl SqliteLog {
             let (wake, woken) = std::sync::mpsc::channel();
             let flush_set = Arc::clone(&runs);
             let flush_current = Arc::clone(&current);
+            let flush_log_dir = log_dir.clone();
             run_threads.push(spawn("spoor-log-dedupe", dir, move || {
-                flush_loop(&flush_set, &flush_current, job_receiver, wake)
+                flush_loop(
+                    &flush_set,
+                    &flush_log_dir,
+                    &flush_current,
+                    job_receiver,
+                    wake,
+                )
             })?);
             let merge_set = Arc::clone(&runs);
             run_threads.push(spawn("spoor-log-merge", dir, move || {
@@ -1122,6 +1129,7 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 /// closed.
 fn flush_loop(
     set: &RunSet,
+    log_dir: &Path,
     current: &Mutex<Arc<std::fs::File>>,
     jobs: std::sync::mpsc::Receiver<RunJob>,
     merges: std::sync::mpsc::Sender<()>,
@@ -1133,7 +1141,7 @@ fn flush_loop(
                 .sync_data()
                 .map_err(|source| StoreError::Io {
                     action: "sync",
-                    path: set.dir.join("..").join(LOG_DIR),
+                    path: log_dir.to_path_buf(),
                     source,
                 })
                 .and_then(|()| job.write(&set.dir));
@@ -1375,11 +1383,11 @@ impl Writer {
                 return Err(err);
             }
         };
-        if !Arc::ptr_eq(
-            &written.file,
-            &self.current.lock().unwrap_or_else(|p| p.into_inner()),
-        ) {
-            *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&written.file);
+        {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if !Arc::ptr_eq(&written.file, &current) {
+                *current = Arc::clone(&written.file);
+            }
         }
         if was_empty && !self.dedupe.memtable.is_empty() {
             self.dedupe.first_unflushed = Some(Instant::now());
@@ -1493,15 +1501,7 @@ impl Writer {
         if !self.dedupe.flushing.is_empty() || !self.dedupe.due() {
             return;
         }
-        match self.log_end() {
-            Ok(end) => self.send_flush(end),
-            Err(err) => tracing::warn!(error = %err, "dedupe flush postponed"),
-        }
-    }
-
-    /// The highest `seq` in the log.
-    fn log_end(&self) -> Result<i64, StoreError> {
-        Ok(self.log.last_seq())
+        self.send_flush(self.log.last_seq());
     }
 
     fn send_flush(&mut self, end: i64) {
@@ -1517,10 +1517,7 @@ impl Writer {
     /// both run threads to finish.
     fn close_dedupe(&mut self) {
         if self.window_ms > 0 {
-            match self.log_end() {
-                Ok(end) => self.send_flush(end),
-                Err(err) => tracing::warn!(error = %err, "dedupe flush at close skipped"),
-            }
+            self.send_flush(self.log.last_seq());
         }
         self.dedupe.runs.closing.store(true, Ordering::Relaxed);
         drop(self.dedupe.jobs.take());
